@@ -1,0 +1,113 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/meshkit/meshkit/internal/config"
+	"github.com/meshkit/meshkit/modules/example"
+	"github.com/meshkit/meshkit/modules/health"
+	"github.com/meshkit/meshkit/modules/httpserver"
+	"github.com/meshkit/meshkit/modules/telemetry"
+)
+
+// Environments SERVICE_ENV may name.
+const (
+	Development = "development"
+	Production  = "production"
+)
+
+// Config is the root configuration: one section per module. It is loaded
+// from an optional YAML file, then overridden by environment variables.
+type Config struct {
+	// Env is "development" (default) or "production", which changes some
+	// defaults and refuses to start without auth or mTLS.
+	Env string `yaml:"env" env:"SERVICE_ENV"`
+	// HTTP configures the listeners and request limits.
+	HTTP httpserver.Config `yaml:"http"`
+	// Health configures readiness and the drain delay.
+	Health health.Config `yaml:"health"`
+	// Telemetry configures logging.
+	Telemetry telemetry.Config `yaml:"telemetry"`
+	// Example configures the example module.
+	Example example.Config `yaml:"example"`
+}
+
+// DefaultConfig returns the embedded defaults for an environment.
+func DefaultConfig(env string) Config {
+	return Config{
+		Env:       env,
+		HTTP:      httpserver.DefaultConfig(),
+		Health:    health.DefaultConfig(env),
+		Telemetry: telemetry.DefaultConfig(),
+	}
+}
+
+// Validate checks every section and reports the first invalid setting.
+func (c Config) Validate() error {
+	if c.Env != Development && c.Env != Production {
+		return fmt.Errorf("SERVICE_ENV=%q: must be development or production", c.Env)
+	}
+	return errors.Join(
+		c.HTTP.Validate(),
+		c.Health.Validate(),
+		c.Telemetry.Validate(),
+		c.Example.Validate(),
+	)
+}
+
+// ConfigSource says where configuration comes from.
+type ConfigSource struct {
+	// File is a YAML file; "" means SERVICE_CONFIG_FILE, and none if unset.
+	File string
+	// Lookup reads environment variables. Default: os.LookupEnv.
+	Lookup config.LookupFunc
+}
+
+// LoadConfig reads the defaults, the YAML file, then the environment, and
+// validates the result. Its error is one line naming the variable or file.
+func LoadConfig(src ConfigSource) (Config, error) {
+	lookup := src.Lookup
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	file := src.File
+	if file == "" {
+		file, _ = lookup("SERVICE_CONFIG_FILE")
+	}
+	var data []byte
+	if file != "" {
+		var err error
+		if data, err = os.ReadFile(file); err != nil {
+			return Config{}, fmt.Errorf("config file: %w", err)
+		}
+	}
+
+	// The environment picks the defaults, so find it first.
+	var head struct {
+		Env string `yaml:"env"`
+	}
+	_ = yaml.Unmarshal(data, &head) // a broken file is reported below
+	env := head.Env
+	if v, ok := lookup("SERVICE_ENV"); ok {
+		env = v
+	}
+	if env == "" {
+		env = Development
+	}
+
+	cfg := DefaultConfig(env)
+	if err := config.FromYAML(&cfg, data); err != nil {
+		return Config{}, fmt.Errorf("config file %s: %w", file, err)
+	}
+	if err := config.FromEnv(&cfg, lookup); err != nil {
+		return Config{}, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}

@@ -1,0 +1,143 @@
+// Command service runs the meshkit service.
+//
+//	service [-config FILE]    run the service (configuration: DESIGN.md section 3)
+//	service healthcheck       exit 0 when the admin /readyz says ready, else 1
+//	service version           print the version
+//
+// It is the only place that exits.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/meshkit/meshkit/app"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "version":
+			fmt.Fprintln(stdout, version())
+			return 0
+		case "healthcheck":
+			return healthcheck(args[1:], stderr)
+		}
+	}
+	flags := flag.NewFlagSet("service", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	configFile := flags.String("config", "", "YAML configuration file (default: $SERVICE_CONFIG_FILE)")
+	if err := flags.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := app.LoadConfig(app.ConfigSource{File: *configFile})
+	if err != nil {
+		fmt.Fprintln(stderr, "service: configuration:", err)
+		return 1
+	}
+	return serve(cfg, stderr)
+}
+
+// serve runs the app until SIGTERM or SIGINT, then stops it within the
+// shutdown budget. A second signal exits at once.
+func serve(cfg app.Config, stderr io.Writer) int {
+	gin.SetMode(gin.ReleaseMode)
+	a := app.New(app.WithConfig(cfg))
+	if err := a.Err(); err != nil {
+		fmt.Fprintln(stderr, "service:", err)
+		return 1
+	}
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(signals)
+
+	startCtx, cancel := context.WithTimeout(context.Background(), a.StartTimeout())
+	defer cancel()
+	if err := a.Start(startCtx); err != nil {
+		fmt.Fprintln(stderr, "service: start:", err)
+		return 1
+	}
+
+	exitCode := 0
+	select {
+	case <-signals:
+	case sig := <-a.Wait():
+		exitCode = sig.ExitCode
+	}
+	go func() {
+		<-signals
+		fmt.Fprintln(stderr, "service: second signal, exiting now")
+		os.Exit(2)
+	}()
+	stopCtx, cancelStop := context.WithTimeout(context.Background(), a.StopTimeout())
+	defer cancelStop()
+	if err := a.Stop(stopCtx); err != nil {
+		fmt.Fprintln(stderr, "service: stop:", err)
+		return 1
+	}
+	return exitCode
+}
+
+// healthcheck asks the admin listener's /readyz, for container health checks
+// in an image without curl.
+func healthcheck(args []string, stderr io.Writer) int {
+	flags := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	configFile := flags.String("config", "", "YAML configuration file (default: $SERVICE_CONFIG_FILE)")
+	if err := flags.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := app.LoadConfig(app.ConfigSource{File: *configFile})
+	if err != nil {
+		fmt.Fprintln(stderr, "healthcheck: configuration:", err)
+		return 1
+	}
+	host, port, _ := net.SplitHostPort(cfg.HTTP.AdminAddr) // checked by LoadConfig
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	client := &http.Client{Timeout: 3 * time.Second}
+	resp, err := client.Get("http://" + net.JoinHostPort(host, port) + "/readyz")
+	if err != nil {
+		fmt.Fprintln(stderr, "healthcheck:", err)
+		return 1
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintln(stderr, "healthcheck: /readyz answered", resp.Status)
+		return 1
+	}
+	return 0
+}
+
+// version is the module version the binary was built from, or "devel".
+func version() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok || info.Main.Version == "" || info.Main.Version == "(devel)" {
+		rev := "devel"
+		if ok {
+			for _, s := range info.Settings {
+				if s.Key == "vcs.revision" {
+					rev = "devel+" + s.Value
+				}
+			}
+		}
+		return "meshkit " + rev
+	}
+	return "meshkit " + info.Main.Version
+}

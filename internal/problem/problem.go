@@ -1,0 +1,91 @@
+// Package problem writes RFC 9457 problem details. Every error response of the
+// service goes through [Write], so each one is application/problem+json with
+// type, title, status, detail, request_id and (when a span is active) trace_id,
+// and never carries an internal error string or a stack trace.
+package problem
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/meshkit/meshkit/internal/requestid"
+)
+
+// ContentType is the media type of a problem body.
+const ContentType = "application/problem+json"
+
+// Problem is an RFC 9457 problem details object. It is also an error, so a
+// handler may pass one to c.Error and let the recover stage write it.
+type Problem struct {
+	// Type is a URI naming the problem type. Default: "about:blank", meaning
+	// the HTTP status says it all.
+	Type string `json:"type"`
+	// Title is a short summary of the type. Default: the status text.
+	Title string `json:"title"`
+	// Status is the HTTP status code.
+	Status int `json:"status"`
+	// Detail explains this occurrence to the client. It must never hold an
+	// internal error string.
+	Detail string `json:"detail"`
+	// RequestID is the request's X-Request-ID, filled in by Write.
+	RequestID string `json:"request_id,omitempty"`
+	// TraceID is the request's trace, filled in by Write when a span is active.
+	TraceID string `json:"trace_id,omitempty"`
+	// Errors lists the invalid fields of a 400 or 422.
+	Errors []FieldError `json:"errors,omitempty"`
+}
+
+// FieldError names one invalid field of a request body.
+type FieldError struct {
+	// Field is the field's JSON path, e.g. "message" or "items[2].name".
+	Field string `json:"field"`
+	// Reason says what is wrong, e.g. "must be at most 1024 characters".
+	Reason string `json:"reason"`
+}
+
+// New returns a problem of type about:blank with the status's text as title.
+func New(status int, detail string) *Problem {
+	return &Problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail}
+}
+
+// Error implements error with the title and detail.
+func (p *Problem) Error() string {
+	return p.Title + ": " + p.Detail
+}
+
+// Write completes p with the request's ID and trace ID, writes it and aborts
+// the handler chain. Headers set before (Retry-After, WWW-Authenticate, Allow)
+// are kept.
+func Write(c *gin.Context, p *Problem) {
+	p.RequestID = requestid.From(c)
+	if sc := trace.SpanContextFromContext(c.Request.Context()); sc.HasTraceID() {
+		p.TraceID = sc.TraceID().String()
+	}
+	c.Abort()
+	WriteTo(c.Writer, p)
+}
+
+// Abort writes a problem of the given status and detail; see [Write].
+func Abort(c *gin.Context, status int, detail string) {
+	Write(c, New(status, detail))
+}
+
+// WriteTo writes p as it is to a plain http.ResponseWriter. Inside the gin
+// chain use [Write], which also fills in the request and trace IDs.
+func WriteTo(w http.ResponseWriter, p *Problem) {
+	body, err := json.Marshal(p)
+	if err != nil {
+		// A Problem holds only strings and ints; this cannot happen.
+		body = []byte(`{"type":"about:blank","title":"Internal Server Error","status":500,"detail":"internal error"}`)
+		p.Status = http.StatusInternalServerError
+	}
+	h := w.Header()
+	h.Set("Content-Type", ContentType)
+	h.Set("Cache-Control", "no-store")
+	h.Del("Content-Length")
+	w.WriteHeader(p.Status)
+	_, _ = w.Write(body)
+}

@@ -1,0 +1,77 @@
+// Package requestid creates, checks and reads the X-Request-ID of a request.
+// The recover stage keeps a valid inbound ID or makes a new one, echoes it on
+// the response, and leaves it in the request's header, where everything after
+// reads it with [From].
+package requestid
+
+import (
+	"encoding/hex"
+	"math/rand/v2"
+
+	"github.com/gin-gonic/gin"
+)
+
+// Header is the request and response header that carries the ID.
+const Header = "X-Request-ID"
+
+// canonicalHeader is Header in net/http's canonical form, for direct map access.
+const canonicalHeader = "X-Request-Id"
+
+// MaxLen is the longest inbound ID that is kept.
+const MaxLen = 128
+
+// Valid reports whether an inbound ID may be kept: 1 to MaxLen characters from
+// A-Z a-z 0-9 and - _ . : / + = (enough for UUIDs, ULIDs and trace-style IDs,
+// nothing that could break a log line or a header).
+func Valid(id string) bool {
+	if len(id) == 0 || len(id) > MaxLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '-', c == '_', c == '.', c == ':', c == '/', c == '+', c == '=':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// New returns a fresh 128-bit random ID as 32 hex digits. It draws from the
+// runtime's ChaCha8 generator: unique and unguessable enough for correlation,
+// and far cheaper than crypto/rand on the request path.
+func New() string {
+	var raw [16]byte
+	a, b := rand.Uint64(), rand.Uint64()
+	for i := range 8 {
+		raw[i] = byte(a >> (8 * i))
+		raw[8+i] = byte(b >> (8 * i))
+	}
+	return hex.EncodeToString(raw[:])
+}
+
+// Ensure keeps the request's valid inbound ID or replaces it with a new one,
+// echoes it on the response and returns it.
+func Ensure(c *gin.Context) string {
+	in := c.Request.Header[canonicalHeader]
+	var id string
+	if len(in) == 1 && Valid(in[0]) {
+		id = in[0]
+	} else {
+		id = New()
+		in = []string{id}
+		c.Request.Header[canonicalHeader] = in
+	}
+	c.Writer.Header()[canonicalHeader] = in
+	return id
+}
+
+// From returns the request's ID as left by [Ensure], or "" before it ran.
+func From(c *gin.Context) string {
+	if v := c.Request.Header[canonicalHeader]; len(v) == 1 {
+		return v[0]
+	}
+	return ""
+}

@@ -1,0 +1,139 @@
+// Package route holds what a module hands the HTTP server: routes with their
+// policy, and middleware with the stage it runs in. It is a leaf package, so a
+// module contributes routes and middleware without depending on the server.
+//
+// Routes and middleware reach the server through Fx value groups named
+// [RoutesGroup] and [MiddlewareGroup]; [AsRoutes] and [AsMiddleware] annotate a
+// constructor for them.
+package route
+
+import (
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"go.uber.org/fx"
+
+	"github.com/meshkit/meshkit/internal/priority"
+)
+
+// The Fx value groups the server collects.
+const (
+	RoutesGroup     = "routes"
+	MiddlewareGroup = "middleware"
+)
+
+// Listener says which listener serves a route.
+type Listener int8
+
+const (
+	// API is the main listener (SERVICE_HTTP_ADDR). It is the zero value.
+	API Listener = iota
+	// Admin is the plain-HTTP admin listener (SERVICE_ADMIN_ADDR).
+	Admin
+	// Both serves the route on the API and the admin listener.
+	Both
+)
+
+// Serves reports whether a route on l is served by listener which (API or Admin).
+func (l Listener) Serves(which Listener) bool {
+	return l == Both || l == which
+}
+
+// Policy is what a route declares about itself. The middleware stages read it
+// when the route's handler chain is built, so a request pays nothing to look it
+// up. The zero value is an ordinary API route: authenticated, rate limited,
+// normal priority, the server's default timeout and body cap.
+type Policy struct {
+	// Public routes need no credentials (the TLS handshake still applies).
+	Public bool
+	// RateLimitExempt routes are never rate limited.
+	RateLimitExempt bool
+	// Operational marks probes and metrics scrapes: they are never shed or
+	// traced. Use [Operational] to get the whole set of flags such routes need.
+	Operational bool
+	// Priority is the route's admission class. Default: normal.
+	Priority priority.Class
+	// MaxPriority is the highest class an authenticated caller may ask for with
+	// X-Request-Priority. Default: the route's Priority.
+	MaxPriority priority.Class
+	// Timeout is the route's request deadline. Default (0): SERVICE_HTTP_REQUEST_TIMEOUT.
+	// A negative value means no deadline (for streaming routes).
+	Timeout time.Duration
+	// MaxBodyBytes caps the request body. Default (0): SERVICE_HTTP_MAX_BODY_BYTES.
+	MaxBodyBytes int64
+}
+
+// OperationalPolicy is the policy of probes and metrics: public, exempt from
+// rate limiting, never shed, never traced.
+func OperationalPolicy() Policy {
+	return Policy{Public: true, RateLimitExempt: true, Operational: true, Priority: priority.Critical, MaxPriority: priority.Critical}
+}
+
+// Route is one endpoint a module contributes.
+type Route struct {
+	// Method is the HTTP method, e.g. http.MethodGet.
+	Method string
+	// Path is the gin path template, e.g. "/v1/items/:id".
+	Path string
+	// Handler answers the request.
+	Handler gin.HandlerFunc
+	// Policy is what the middleware stages apply to this route.
+	Policy Policy
+	// Listener picks the listener(s) that serve the route. Default: API.
+	Listener Listener
+}
+
+// Stage orders middleware. Lower stages run first (outermost). The numbers
+// leave room between stages for a user's own middleware.
+type Stage int
+
+// The stages of DESIGN.md section 2, in the order a request meets them.
+const (
+	// StageRecover turns panics and c.Errors into problem responses and sets
+	// the request ID. It is outermost.
+	StageRecover Stage = 100
+	// StageTelemetry: server span, access log, HTTP metrics.
+	StageTelemetry Stage = 200
+	// StageCORS answers preflights and adds CORS headers, before credentials
+	// are asked for.
+	StageCORS Stage = 250
+	// StageSecurity: mTLS peer and bearer token become the Principal.
+	StageSecurity Stage = 300
+	// StageAdmission: priority-aware overload shedding.
+	StageAdmission Stage = 400
+	// StageRateLimit: per-client token buckets.
+	StageRateLimit Stage = 500
+	// StageLimits: header and body caps, request deadline.
+	StageLimits Stage = 600
+)
+
+// Middleware is one stage's contribution to every route's handler chain.
+type Middleware struct {
+	// Name identifies the middleware in logs and orders middleware of the same
+	// stage.
+	Name string
+	// Stage places the middleware in the chain.
+	Stage Stage
+	// ForRoute returns the handler for a route with policy p, or nil when the
+	// stage has nothing to do for such a route (e.g. security on a public
+	// route). It is called once per route when the server is built.
+	ForRoute func(p Policy) gin.HandlerFunc
+}
+
+// AsRoutes annotates a constructor that returns a []Route (and optionally an
+// error) so that its routes join the server's routes group.
+//
+//	fx.Provide(route.AsRoutes(NewRoutes))
+func AsRoutes(constructor any) any {
+	return annotateGroup(constructor, RoutesGroup)
+}
+
+// AsMiddleware annotates a constructor that returns a []Middleware (and
+// optionally an error) so that it joins the server's middleware group.
+func AsMiddleware(constructor any) any {
+	return annotateGroup(constructor, MiddlewareGroup)
+}
+
+func annotateGroup(constructor any, group string) any {
+	return fx.Annotate(constructor, fx.ResultTags(`group:"`+group+`,flatten"`))
+}

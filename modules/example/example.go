@@ -1,0 +1,141 @@
+// Package example is the module to copy when you start your own: a Config
+// with defaults and Validate, handlers that bind and validate their input, and
+// routes with a policy. It serves GET /v1/hello, POST /v1/echo and
+// GET /v1/upstream.
+//
+// Swappable with fx.Decorate or fx.Replace: [Config], *[Handlers]; the
+// outbound *http.Client when one is provided (the telemetry module's
+// instrumented client).
+package example
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"go.uber.org/fx"
+
+	"github.com/meshkit/meshkit/internal/bind"
+	"github.com/meshkit/meshkit/internal/principal"
+	"github.com/meshkit/meshkit/internal/priority"
+	"github.com/meshkit/meshkit/internal/problem"
+	"github.com/meshkit/meshkit/internal/route"
+)
+
+// Module provides the example's handlers and routes.
+var Module = fx.Module("example",
+	fx.Provide(New, route.AsRoutes((*Handlers).Routes)),
+)
+
+// Config configures the example module. The YAML section is "example".
+type Config struct {
+	// UpstreamURL is what GET /v1/upstream calls. Default: none (503).
+	UpstreamURL string `yaml:"upstream_url" env:"SERVICE_EXAMPLE_UPSTREAM_URL"`
+}
+
+// Validate reports an invalid setting, naming its variable.
+func (c Config) Validate() error {
+	if c.UpstreamURL == "" {
+		return nil
+	}
+	if u, err := url.Parse(c.UpstreamURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("SERVICE_EXAMPLE_UPSTREAM_URL=%q: must be an http or https URL", c.UpstreamURL)
+	}
+	return nil
+}
+
+// Params are New's dependencies.
+type Params struct {
+	fx.In
+
+	Config Config
+	// Client makes the upstream call. Default: a plain client.
+	Client *http.Client `optional:"true"`
+}
+
+// Handlers serves the example routes.
+type Handlers struct {
+	upstreamURL string
+	client      *http.Client
+}
+
+// New returns the handlers.
+func New(p Params) *Handlers {
+	client := p.Client
+	if client == nil {
+		client = &http.Client{Timeout: 30 * time.Second}
+	}
+	return &Handlers{upstreamURL: p.Config.UpstreamURL, client: client}
+}
+
+// Routes declares the example's routes and their policy: authenticated when
+// auth is on, rate limited, normal priority (a caller may ask for up to high).
+func (h *Handlers) Routes() []route.Route {
+	policy := route.Policy{Priority: priority.Normal, MaxPriority: priority.High}
+	return []route.Route{
+		{Method: http.MethodGet, Path: "/v1/hello", Handler: h.Hello, Policy: policy},
+		{Method: http.MethodPost, Path: "/v1/echo", Handler: h.Echo, Policy: policy},
+		{Method: http.MethodGet, Path: "/v1/upstream", Handler: h.Upstream, Policy: policy},
+	}
+}
+
+// Message is the body of /v1/hello's answer and of /v1/echo's request and answer.
+type Message struct {
+	Message string `json:"message" binding:"required,min=1,max=1024"`
+}
+
+// Hello greets the authenticated caller, or the world.
+func (h *Handlers) Hello(c *gin.Context) {
+	name := "world"
+	if p, ok := principal.FromContext(c); ok && p.Subject != "" {
+		name = p.Subject
+	}
+	c.JSON(http.StatusOK, Message{Message: "hello, " + name})
+}
+
+// Echo answers with the message it was sent.
+func (h *Handlers) Echo(c *gin.Context) {
+	var req Message
+	if !bind.JSON(c, &req) {
+		return
+	}
+	c.JSON(http.StatusOK, req)
+}
+
+// maxUpstreamBody caps how much of the upstream's answer is relayed.
+const maxUpstreamBody = 1 << 20
+
+// Upstream calls the configured upstream and relays its status and body.
+func (h *Handlers) Upstream(c *gin.Context) {
+	if h.upstreamURL == "" {
+		problem.Abort(c, http.StatusServiceUnavailable, "no upstream is configured")
+		return
+	}
+	req, err := http.NewRequestWithContext(c, http.MethodGet, h.upstreamURL, nil)
+	if err != nil {
+		_ = c.Error(err)
+		return
+	}
+	resp, err := h.client.Do(req)
+	if err != nil {
+		if c.Err() != nil {
+			_ = c.Error(c.Err()) // our deadline passed: 504
+			return
+		}
+		problem.Abort(c, http.StatusBadGateway, "the upstream could not be reached")
+		return
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBody+1))
+	switch {
+	case err != nil:
+		problem.Abort(c, http.StatusBadGateway, "the upstream's answer could not be read")
+	case len(body) > maxUpstreamBody:
+		problem.Abort(c, http.StatusBadGateway, "the upstream's answer is too large")
+	default:
+		c.Data(resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+}

@@ -1,0 +1,66 @@
+// Package httpserver runs the service's two listeners: the API (optionally
+// TLS) and the plain-HTTP admin listener for probes and metrics. It builds each
+// route's handler chain from the middleware stages of DESIGN.md section 2,
+// ordered by stage number, never by the order Fx delivers them.
+//
+// Routes and middleware come from the value groups of package route. The
+// server's own stages ([DefaultMiddleware]) are recover (request ID, panics and
+// c.Errors to problem+json), CORS, and limits (header and body caps, request
+// deadline).
+//
+// Swappable with fx.Decorate or fx.Replace: [Config]; the routes and
+// middleware groups (decorate []route.Route or []route.Middleware in the
+// group to filter or wrap them); an optional *tls.Config turns TLS on.
+package httpserver
+
+import (
+	"context"
+	"crypto/tls"
+	"log/slog"
+
+	"go.uber.org/fx"
+
+	"github.com/meshkit/meshkit/internal/route"
+)
+
+// Module provides the *Server, its own middleware, and starts it with the app.
+var Module = fx.Module("httpserver",
+	fx.Provide(
+		NewFx,
+		route.AsMiddleware(DefaultMiddleware),
+	),
+	fx.Invoke(func(*Server) {}),
+)
+
+// Params are NewFx's dependencies.
+type Params struct {
+	fx.In
+
+	Config     Config
+	Logger     *slog.Logger
+	Lifecycle  fx.Lifecycle
+	Shutdowner fx.Shutdowner
+	Routes     []route.Route      `group:"routes"`
+	Middleware []route.Middleware `group:"middleware"`
+	// TLSConfig, when provided (by the security module), serves the API over TLS.
+	TLSConfig *tls.Config `optional:"true"`
+}
+
+// NewFx builds the Server and ties it to the app's lifecycle: it listens in
+// OnStart (so a taken port fails start-up) and drains in OnStop. If a listener
+// fails later, the app shuts down with exit code 1.
+func NewFx(p Params) (*Server, error) {
+	opts := []Option{OnServeError(func(error) { _ = p.Shutdowner.Shutdown(fx.ExitCode(1)) })}
+	if p.TLSConfig != nil {
+		opts = append(opts, WithTLS(p.TLSConfig))
+	}
+	s, err := New(p.Config, p.Logger, p.Routes, p.Middleware, opts...)
+	if err != nil {
+		return nil, err
+	}
+	p.Lifecycle.Append(fx.Hook{
+		OnStart: s.Start,
+		OnStop:  func(ctx context.Context) error { return s.Stop(ctx) },
+	})
+	return s, nil
+}
