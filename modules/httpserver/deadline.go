@@ -63,10 +63,22 @@ func (w *deadlineWriter) expire() {
 }
 
 // finish marks the handler as returned: from now on the timer does nothing.
+// A status and headers the handler set without writing a body are handed to
+// the response under it, which gin sends when the chain ends.
 func (w *deadlineWriter) finish() {
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	w.finished = true
-	w.mu.Unlock()
+	if w.committed || w.expired {
+		return
+	}
+	dst := w.ResponseWriter.Header()
+	for k, v := range w.header {
+		dst[k] = v
+	}
+	if w.status != 0 {
+		w.ResponseWriter.WriteHeader(w.status)
+	}
 }
 
 // commitLocked sends the handler's status and headers. Call with mu held.
