@@ -7,6 +7,7 @@ package problem
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 
 	"github.com/gin-gonic/gin"
 	"go.opentelemetry.io/otel/trace"
@@ -85,7 +86,9 @@ func WriteTo(w http.ResponseWriter, p *Problem) {
 	h := w.Header()
 	h.Set("Content-Type", ContentType)
 	h.Set("Cache-Control", "no-store")
-	h.Del("Content-Length")
+	// A known length lets the client read the answer completely even while
+	// the handler's goroutine still holds the connection (a passed deadline).
+	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(p.Status)
 	_, _ = w.Write(body)
 }
