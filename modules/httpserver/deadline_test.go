@@ -1,0 +1,83 @@
+package httpserver_test
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/meshkit/meshkit/internal/route"
+)
+
+// slowRoutes take longer than a short deadline, politely or not.
+func slowRoutes(release <-chan struct{}) []route.Route {
+	return []route.Route{
+		{Method: http.MethodGet, Path: "/test/ignores-deadline", Handler: func(c *gin.Context) {
+			<-release // a handler that never looks at its context
+			c.Header("X-Late", "yes")
+			c.String(http.StatusOK, "too late")
+		}},
+		{Method: http.MethodGet, Path: "/test/honours-deadline", Handler: func(c *gin.Context) {
+			<-c.Done()
+			_ = c.Error(c.Err())
+		}},
+		{Method: http.MethodGet, Path: "/test/own-timeout", Policy: route.Policy{Timeout: 2 * time.Second},
+			Handler: func(c *gin.Context) {
+				select {
+				case <-time.After(300 * time.Millisecond):
+					c.String(http.StatusOK, "in time")
+				case <-c.Done():
+					_ = c.Error(c.Err())
+				}
+			}},
+		{Method: http.MethodGet, Path: "/test/no-timeout", Policy: route.Policy{Timeout: -1},
+			Handler: func(c *gin.Context) {
+				if _, ok := c.Deadline(); ok {
+					c.String(http.StatusOK, "has a deadline")
+					return
+				}
+				c.String(http.StatusOK, "no deadline")
+			}},
+	}
+}
+
+func TestRequestDeadline(t *testing.T) {
+	cfg := testConfig()
+	cfg.RequestTimeout = 200 * time.Millisecond
+	release := make(chan struct{})
+	s := start(t, cfg, slowRoutes(release)...)
+
+	t.Run("handler ignores its context", func(t *testing.T) {
+		begin := time.Now()
+		resp, body := s.get(t, "/test/ignores-deadline")
+		elapsed := time.Since(begin)
+		p := expectProblem(t, resp, body, http.StatusGatewayTimeout)
+		if p.Detail == "" || resp.Header.Get("X-Late") != "" {
+			t.Errorf("got %+v with X-Late=%q; want the deadline's problem only", p, resp.Header.Get("X-Late"))
+		}
+		// The answer came from the deadline, not from the handler (which is
+		// still blocked): generous bound, not a performance assertion.
+		if elapsed > 5*time.Second {
+			t.Errorf("504 took %v; want it at the 200ms deadline", elapsed)
+		}
+		close(release) // let the handler finish; its late write is dropped
+	})
+	t.Run("handler honours its context", func(t *testing.T) {
+		resp, body := s.get(t, "/test/honours-deadline")
+		expectProblem(t, resp, body, http.StatusGatewayTimeout)
+	})
+	t.Run("route with a longer deadline", func(t *testing.T) {
+		resp, body := s.get(t, "/test/own-timeout")
+		if resp.StatusCode != http.StatusOK || string(body) != "in time" {
+			t.Errorf("GET /test/own-timeout = %d %s, want 200 in time", resp.StatusCode, body)
+		}
+	})
+	t.Run("route without a deadline", func(t *testing.T) {
+		resp, body := s.get(t, "/test/no-timeout")
+		if string(body) != "no deadline" {
+			t.Errorf("GET /test/no-timeout = %d %s, want no deadline", resp.StatusCode, body)
+		}
+	})
+	s.expectServing(t)
+}
