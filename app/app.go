@@ -21,7 +21,12 @@ import (
 // [WithConfig] the configuration comes from SERVICE_CONFIG_FILE and the
 // environment.
 func New(opts ...fx.Option) *fx.App {
-	return fx.New(
+	return fx.New(Options(opts...))
+}
+
+// Options is what New builds the app from, for fx.ValidateApp and fxtest.
+func Options(opts ...fx.Option) fx.Option {
+	return fx.Options(
 		fx.WithLogger(fxLogger),
 		fx.Provide(
 			loadConfigFromEnvironment,
