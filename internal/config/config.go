@@ -10,10 +10,8 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"reflect"
 	"strconv"
 	"strings"
@@ -26,17 +24,74 @@ import (
 // like os.LookupEnv.
 type LookupFunc func(name string) (string, bool)
 
-// FromYAML decodes a YAML document into dst, a pointer to a struct already
-// holding the defaults. Keys the struct does not know are an error.
+// FromYAML applies a YAML document to dst, a pointer to a struct already
+// holding the defaults. Keys follow the fields' `yaml` tags; a key the struct
+// does not know is an error, and so is a value that does not parse, named by
+// its dotted path and line.
 func FromYAML(dst any, data []byte) error {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	// An empty file (io.EOF) holds no settings.
-	if err := dec.Decode(dst); err != nil && !errors.Is(err, io.EOF) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
 		// yaml.v3 lists its errors on several lines; keep them on one.
 		return errors.New(strings.Join(strings.Fields(err.Error()), " "))
 	}
+	if len(doc.Content) == 0 {
+		return nil // an empty file holds no settings
+	}
+	v := reflect.ValueOf(dst)
+	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+		return fmt.Errorf("config: FromYAML needs a pointer to a struct, got %T", dst)
+	}
+	return walkYAML(v.Elem(), doc.Content[0], "")
+}
+
+func walkYAML(v reflect.Value, node *yaml.Node, path string) error {
+	if node.Kind != yaml.MappingNode {
+		return fmt.Errorf("%s (line %d): want a mapping of settings", orRoot(path), node.Line)
+	}
+	fields := map[string]reflect.Value{}
+	for i := range v.NumField() {
+		f := v.Type().Field(i)
+		if key, _, _ := strings.Cut(f.Tag.Get("yaml"), ","); f.IsExported() && key != "" && key != "-" {
+			fields[key] = v.Field(i)
+		}
+	}
+	for i := 0; i+1 < len(node.Content); i += 2 {
+		keyNode, valueNode := node.Content[i], node.Content[i+1]
+		key := path + keyNode.Value
+		field, ok := fields[keyNode.Value]
+		if !ok {
+			return fmt.Errorf("%s (line %d): unknown setting", key, keyNode.Line)
+		}
+		var err error
+		switch {
+		case field.Kind() == reflect.Struct && field.Type() != durationType:
+			err = walkYAML(field, valueNode, key+".")
+		case valueNode.Kind == yaml.SequenceNode && field.Kind() == reflect.Slice:
+			items := make([]string, 0, len(valueNode.Content))
+			for _, item := range valueNode.Content {
+				items = append(items, item.Value)
+			}
+			err = set(field, strings.Join(items, ","))
+		case valueNode.Kind == yaml.ScalarNode:
+			err = set(field, valueNode.Value)
+		default:
+			err = errors.New("want a single value")
+		}
+		if err != nil && field.Kind() != reflect.Struct {
+			return fmt.Errorf("%s=%q (line %d): %w", key, valueNode.Value, valueNode.Line, err)
+		}
+		if err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+func orRoot(path string) string {
+	if path == "" {
+		return "the document"
+	}
+	return strings.TrimSuffix(path, ".")
 }
 
 // FromEnv overrides the fields of dst (a pointer to a struct) that have an

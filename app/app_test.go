@@ -1,0 +1,141 @@
+package app_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"testing"
+
+	"github.com/gin-gonic/gin"
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxtest"
+	"go.uber.org/goleak"
+
+	"github.com/meshkit/meshkit/app"
+	"github.com/meshkit/meshkit/modules/example"
+	"github.com/meshkit/meshkit/modules/health"
+	"github.com/meshkit/meshkit/modules/httpserver"
+)
+
+func TestMain(m *testing.M) {
+	gin.SetMode(gin.TestMode)
+	goleak.VerifyTestMain(m)
+}
+
+// loopbackConfig is the embedded default on free loopback ports.
+func loopbackConfig() app.Config {
+	cfg := app.DefaultConfig(app.Development)
+	cfg.HTTP.Addr, cfg.HTTP.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
+	return cfg
+}
+
+func TestDefaultAppIsValid(t *testing.T) {
+	if err := fx.ValidateApp(app.Options(app.WithConfig(app.DefaultConfig(app.Development)))); err != nil {
+		t.Fatalf("fx.ValidateApp: %v", err)
+	}
+	// Also when the configuration is loaded from the environment.
+	t.Setenv("SERVICE_CONFIG_FILE", "")
+	if err := fx.ValidateApp(app.Options()); err != nil {
+		t.Fatalf("fx.ValidateApp without WithConfig: %v", err)
+	}
+}
+
+func TestAppStartsServesAndStopsCleanly(t *testing.T) {
+	defer goleak.VerifyNone(t)
+
+	var (
+		srv   *httpserver.Server
+		state *health.State
+	)
+	a := fxtest.New(t, app.Options(app.WithConfig(loopbackConfig()), fx.Populate(&srv, &state)))
+	if ok, _ := state.Ready(); ok {
+		t.Fatal("ready before start")
+	}
+	a.RequireStart()
+
+	transport := &http.Transport{}
+	client := &http.Client{Transport: transport}
+	get := func(url string) (int, string) {
+		t.Helper()
+		resp, err := client.Get(url)
+		if err != nil {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	api, admin := "http://"+srv.APIAddr().String(), "http://"+srv.AdminAddr().String()
+	for _, tt := range []struct {
+		url, body string
+	}{
+		{api + "/v1/hello", `{"message":"hello, world"}`},
+		{api + "/livez", `{"status":"pass"}`},
+		{api + "/readyz", `{"status":"pass"}`},
+		{admin + "/livez", `{"status":"pass"}`},
+		{admin + "/readyz", `{"status":"pass"}`},
+	} {
+		if status, body := get(tt.url); status != http.StatusOK || body != tt.body {
+			t.Errorf("GET %s = %d %s, want 200 %s", tt.url, status, body, tt.body)
+		}
+	}
+	transport.CloseIdleConnections()
+	a.RequireStop()
+	if ok, why := state.Ready(); ok || why == "" {
+		t.Errorf("after stop: ready=%v (%q), want not ready", ok, why)
+	}
+}
+
+func TestModuleSwapThroughOptions(t *testing.T) {
+	// fx.Decorate changes what a module receives; fx.Replace swaps a value.
+	var srv *httpserver.Server
+	state := health.NewState()
+	state.StartDraining()
+	a := fxtest.New(t, app.Options(
+		app.WithConfig(loopbackConfig()),
+		fx.Decorate(func(c example.Config) example.Config {
+			c.UpstreamURL = "http://127.0.0.1:1/unreachable"
+			return c
+		}),
+		fx.Replace(state),
+		fx.Populate(&srv),
+	))
+	a.RequireStart()
+	defer a.RequireStop()
+
+	serve := func(path string) int {
+		rec := &statusRecorder{header: http.Header{}}
+		req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, "http://x"+path, nil)
+		srv.APIHandler().ServeHTTP(rec, req)
+		return rec.status
+	}
+	// The decorated upstream is unreachable: 502, not the default's 503 "none configured".
+	if got := serve("/v1/upstream"); got != http.StatusBadGateway {
+		t.Errorf("/v1/upstream with the decorated config = %d, want 502", got)
+	}
+	// The replaced State is draining, so readiness fails although the app started.
+	if got := serve("/readyz"); got != http.StatusServiceUnavailable {
+		t.Errorf("/readyz with the replaced State = %d, want 503", got)
+	}
+}
+
+type statusRecorder struct {
+	header http.Header
+	status int
+}
+
+func (r *statusRecorder) Header() http.Header { return r.header }
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return len(b), nil
+}
+func (r *statusRecorder) WriteHeader(status int) { r.status = status }
+
+func TestStopTimeoutCoversTheShutdownBudget(t *testing.T) {
+	cfg := app.DefaultConfig(app.Production)
+	if got, min := app.StopTimeout(cfg), cfg.Health.DrainDelay+cfg.HTTP.ShutdownTimeout; got <= min {
+		t.Errorf("StopTimeout = %v, want more than drain delay + shutdown timeout = %v", got, min)
+	}
+}

@@ -1,0 +1,136 @@
+package app_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meshkit/meshkit/app"
+)
+
+// env is a fake environment for LoadConfig.
+func env(vars map[string]string) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		v, ok := vars[name]
+		return v, ok
+	}
+}
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestLoadConfigDefaults(t *testing.T) {
+	cfg, err := app.LoadConfig(app.ConfigSource{Lookup: env(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Env != "development" || cfg.HTTP.Addr != ":8080" || cfg.HTTP.AdminAddr != ":9090" ||
+		cfg.HTTP.MaxBodyBytes != 1048576 || cfg.HTTP.RequestTimeout != 30*time.Second ||
+		cfg.HTTP.ShutdownTimeout != 30*time.Second || cfg.Health.DrainDelay != 0 ||
+		len(cfg.HTTP.TrustedProxies) != 0 || len(cfg.HTTP.CORS.AllowedOrigins) != 0 {
+		t.Errorf("defaults = %+v, not the contract's", cfg)
+	}
+}
+
+func TestLoadConfigProductionDrainDelay(t *testing.T) {
+	cfg, err := app.LoadConfig(app.ConfigSource{Lookup: env(map[string]string{"SERVICE_ENV": "production"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Health.DrainDelay != 5*time.Second {
+		t.Errorf("production drain delay = %v, want 5s", cfg.Health.DrainDelay)
+	}
+	// From the file too, and an explicit value wins.
+	file := writeFile(t, "env: production\nhealth:\n  drain_delay: 2s\n")
+	cfg, err = app.LoadConfig(app.ConfigSource{File: file, Lookup: env(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Env != "production" || cfg.Health.DrainDelay != 2*time.Second {
+		t.Errorf("env %q, drain delay %v; want production, 2s", cfg.Env, cfg.Health.DrainDelay)
+	}
+}
+
+func TestLoadConfigFileThenEnvironment(t *testing.T) {
+	file := writeFile(t, `
+http:
+  addr: 127.0.0.1:7000
+  admin_addr: 127.0.0.1:7001
+  request_timeout: 5s
+  trusted_proxies: [10.0.0.0/8]
+  cors:
+    allowed_origins: ["https://a.example"]
+telemetry:
+  log_format: text
+`)
+	cfg, err := app.LoadConfig(app.ConfigSource{Lookup: env(map[string]string{
+		"SERVICE_CONFIG_FILE":          file,
+		"SERVICE_HTTP_ADDR":            "127.0.0.1:7100",
+		"SERVICE_TRUSTED_PROXIES":      " 10.1.0.0/16 , 192.168.0.1 ,",
+		"SERVICE_CORS_ALLOWED_ORIGINS": "https://b.example,https://c.example",
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTP.Addr != "127.0.0.1:7100" || cfg.HTTP.AdminAddr != "127.0.0.1:7001" || cfg.HTTP.RequestTimeout != 5*time.Second ||
+		cfg.Telemetry.LogFormat != "text" || strings.Join(cfg.HTTP.TrustedProxies, "|") != "10.1.0.0/16|192.168.0.1" ||
+		strings.Join(cfg.HTTP.CORS.AllowedOrigins, "|") != "https://b.example|https://c.example" {
+		t.Errorf("got %+v; want file values overridden by the environment", cfg)
+	}
+}
+
+func TestLoadConfigErrorsNameTheSetting(t *testing.T) {
+	tests := []struct {
+		name string
+		file string
+		vars map[string]string
+		want string
+	}{
+		{"bad duration", "", map[string]string{"SERVICE_HTTP_REQUEST_TIMEOUT": "3x"}, "SERVICE_HTTP_REQUEST_TIMEOUT"},
+		{"negative body cap", "", map[string]string{"SERVICE_HTTP_MAX_BODY_BYTES": "-1"}, "SERVICE_HTTP_MAX_BODY_BYTES"},
+		{"non-numeric body cap", "", map[string]string{"SERVICE_HTTP_MAX_BODY_BYTES": "lots"}, "SERVICE_HTTP_MAX_BODY_BYTES"},
+		{"zero timeout", "", map[string]string{"SERVICE_SHUTDOWN_TIMEOUT": "0s"}, "SERVICE_SHUTDOWN_TIMEOUT"},
+		{"negative drain delay", "", map[string]string{"SERVICE_SHUTDOWN_DRAIN_DELAY": "-1s"}, "SERVICE_SHUTDOWN_DRAIN_DELAY"},
+		{"unknown env", "", map[string]string{"SERVICE_ENV": "staging"}, "SERVICE_ENV"},
+		{"bad address", "", map[string]string{"SERVICE_HTTP_ADDR": "8080"}, "SERVICE_HTTP_ADDR"},
+		{"same addresses", "", map[string]string{"SERVICE_HTTP_ADDR": ":9000", "SERVICE_ADMIN_ADDR": ":9000"}, "SERVICE_ADMIN_ADDR"},
+		{"bad proxy", "", map[string]string{"SERVICE_TRUSTED_PROXIES": "10.0.0.0/8,proxy.local"}, "SERVICE_TRUSTED_PROXIES"},
+		{"bad origin", "", map[string]string{"SERVICE_CORS_ALLOWED_ORIGINS": "example.com"}, "SERVICE_CORS_ALLOWED_ORIGINS"},
+		{"wildcard with credentials", "", map[string]string{"SERVICE_CORS_ALLOWED_ORIGINS": "*", "SERVICE_CORS_ALLOW_CREDENTIALS": "true"}, "SERVICE_CORS_ALLOWED_ORIGINS"},
+		{"bad boolean", "", map[string]string{"SERVICE_CORS_ALLOW_CREDENTIALS": "sure"}, "SERVICE_CORS_ALLOW_CREDENTIALS"},
+		{"bad log level", "", map[string]string{"SERVICE_LOG_LEVEL": "loud"}, "SERVICE_LOG_LEVEL"},
+		{"bad upstream", "", map[string]string{"SERVICE_EXAMPLE_UPSTREAM_URL": "ftp://x"}, "SERVICE_EXAMPLE_UPSTREAM_URL"},
+		{"unknown key in file", "http:\n  adress: :1\n", nil, "adress"},
+		{"bad duration in file", "http:\n  request_timeout: 3x\n", nil, "request_timeout"},
+		{"not YAML", "http: [", nil, "config file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := app.ConfigSource{Lookup: env(tt.vars)}
+			if tt.file != "" {
+				src.File = writeFile(t, tt.file)
+			}
+			_, err := app.LoadConfig(src)
+			if err == nil {
+				t.Fatal("LoadConfig succeeded, want an error")
+			}
+			if msg := err.Error(); !strings.Contains(msg, tt.want) || strings.Contains(msg, "\n") {
+				t.Errorf("error %q: want one line naming %q", msg, tt.want)
+			}
+		})
+	}
+	t.Run("missing file", func(t *testing.T) {
+		_, err := app.LoadConfig(app.ConfigSource{File: filepath.Join(t.TempDir(), "nope.yaml"), Lookup: env(nil)})
+		if err == nil || !strings.Contains(err.Error(), "nope.yaml") {
+			t.Errorf("error %v, want one naming the file", err)
+		}
+	})
+}
