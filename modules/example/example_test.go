@@ -1,0 +1,143 @@
+package example_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/meshkit/meshkit/internal/principal"
+	"github.com/meshkit/meshkit/internal/route"
+	"github.com/meshkit/meshkit/modules/example"
+	"github.com/meshkit/meshkit/modules/httpserver"
+)
+
+func TestMain(m *testing.M) {
+	gin.SetMode(gin.TestMode)
+	m.Run()
+}
+
+// handler serves the example routes through the default chain, with extra
+// middleware in front of the handlers.
+func handler(t *testing.T, cfg example.Config, client *http.Client, extra ...route.Middleware) http.Handler {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	hcfg := httpserver.DefaultConfig()
+	hcfg.RequestTimeout = 300 * time.Millisecond
+	h := example.New(example.Params{Config: cfg, Client: client})
+	srv, err := httpserver.New(hcfg, log, h.Routes(), append(httpserver.DefaultMiddleware(hcfg, log), extra...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv.APIHandler()
+}
+
+func get(h http.Handler, path string) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	return rec
+}
+
+func TestHelloGreetsThePrincipal(t *testing.T) {
+	asAlice := route.Middleware{Name: "fake-auth", Stage: route.StageSecurity, ForRoute: func(route.Policy) gin.HandlerFunc {
+		return func(c *gin.Context) {
+			c.Request = c.Request.WithContext(principal.WithContext(c.Request.Context(), principal.Principal{Subject: "alice"}))
+		}
+	}}
+	if rec := get(handler(t, example.Config{}, nil), "/v1/hello"); rec.Body.String() != `{"message":"hello, world"}` {
+		t.Errorf("anonymous: %s", rec.Body)
+	}
+	if rec := get(handler(t, example.Config{}, nil, asAlice), "/v1/hello"); rec.Body.String() != `{"message":"hello, alice"}` {
+		t.Errorf("as alice: %s", rec.Body)
+	}
+}
+
+func TestEcho(t *testing.T) {
+	h := handler(t, example.Config{}, nil)
+	msg := strings.Repeat("é", 1024) // 1024 characters, 2048 bytes
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodPost, "/v1/echo", strings.NewReader(`{"message":"`+msg+`"}`))
+	req.Header.Set("Content-Type", "application/json")
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK || rec.Body.String() != `{"message":"`+msg+`"}` {
+		t.Errorf("1024 characters: %d %s", rec.Code, rec.Body)
+	}
+}
+
+func TestUpstream(t *testing.T) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/teapot":
+			w.Header().Set("Content-Type", "text/plain")
+			w.WriteHeader(http.StatusTeapot)
+			_, _ = io.WriteString(w, "short and stout")
+		case "/huge":
+			_, _ = w.Write(make([]byte, 2<<20))
+		case "/slow":
+			select {
+			case <-r.Context().Done():
+			case <-time.After(5 * time.Second):
+			}
+		}
+	}))
+	defer upstream.Close()
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+
+	for _, tt := range []struct {
+		name, url string
+		status    int
+		body      string
+	}{
+		{"relays status and body", upstream.URL + "/teapot", http.StatusTeapot, "short and stout"},
+		{"not configured", "", http.StatusServiceUnavailable, "no upstream is configured"},
+		{"unreachable", closed.URL, http.StatusBadGateway, "could not be reached"},
+		{"answer too large", upstream.URL + "/huge", http.StatusBadGateway, "too large"},
+		{"slower than the deadline", upstream.URL + "/slow", http.StatusGatewayTimeout, "deadline"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			client := &http.Client{Transport: &http.Transport{}}
+			defer client.CloseIdleConnections()
+			rec := get(handler(t, example.Config{UpstreamURL: tt.url}, client), "/v1/upstream")
+			if rec.Code != tt.status || !strings.Contains(rec.Body.String(), tt.body) {
+				t.Errorf("GET /v1/upstream = %d %s, want %d with %q", rec.Code, rec.Body, tt.status, tt.body)
+			}
+		})
+	}
+}
+
+func TestUpstreamCallCarriesTheRequestContext(t *testing.T) {
+	got := make(chan bool, 1)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done() // ends only when the caller gives up
+		got <- true
+	}))
+	defer upstream.Close()
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rec := httptest.NewRecorder()
+	handler(t, example.Config{UpstreamURL: upstream.URL}, client).ServeHTTP(rec, httptest.NewRequestWithContext(ctx, http.MethodGet, "/v1/upstream", nil))
+	select {
+	case <-got:
+	case <-ctx.Done():
+		t.Fatal("the upstream call outlived the request's deadline")
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for url, ok := range map[string]bool{
+		"": true, "http://up:8080/x": true, "https://up": true, "ftp://up": false, "up:8080": false, "http://": false,
+	} {
+		if err := (example.Config{UpstreamURL: url}).Validate(); (err == nil) != ok {
+			t.Errorf("UpstreamURL %q: Validate = %v", url, err)
+		}
+	}
+}

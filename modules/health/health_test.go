@@ -1,0 +1,136 @@
+package health_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"go.uber.org/fx/fxtest"
+
+	"github.com/meshkit/meshkit/internal/route"
+	"github.com/meshkit/meshkit/modules/health"
+	"github.com/meshkit/meshkit/modules/httpserver"
+)
+
+func TestMain(m *testing.M) {
+	gin.SetMode(gin.TestMode)
+	m.Run()
+}
+
+// serve answers one request through a server holding the probes.
+func serve(t *testing.T, state *health.State, method, path string, admin bool) *httptest.ResponseRecorder {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := httpserver.DefaultConfig()
+	srv, err := httpserver.New(cfg, log, health.Routes(state), httpserver.DefaultMiddleware(cfg, log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := srv.APIHandler()
+	if admin {
+		h = srv.AdminHandler()
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(method, path, nil))
+	return rec
+}
+
+func TestProbesFollowTheState(t *testing.T) {
+	state := health.NewState()
+	for _, step := range []struct {
+		name   string
+		change func()
+		ready  int
+	}{
+		{"starting", func() {}, http.StatusServiceUnavailable},
+		{"started", state.SetStarted, http.StatusOK},
+		{"draining", state.StartDraining, http.StatusServiceUnavailable},
+	} {
+		step.change()
+		for _, admin := range []bool{false, true} {
+			if rec := serve(t, state, http.MethodGet, "/livez", admin); rec.Code != http.StatusOK {
+				t.Errorf("%s: /livez (admin=%v) = %d, want 200 always", step.name, admin, rec.Code)
+			}
+			rec := serve(t, state, http.MethodGet, "/readyz", admin)
+			if rec.Code != step.ready {
+				t.Errorf("%s: /readyz (admin=%v) = %d, want %d", step.name, admin, rec.Code, step.ready)
+			}
+			if rec.Code != http.StatusOK {
+				var p struct{ Status int }
+				if rec.Header().Get("Content-Type") != "application/problem+json" || json.Unmarshal(rec.Body.Bytes(), &p) != nil ||
+					p.Status != rec.Code || rec.Header().Get("Retry-After") == "" {
+					t.Errorf("%s: /readyz body %s (%s), want a 503 problem with Retry-After", step.name, rec.Body, rec.Header().Get("Content-Type"))
+				}
+			}
+		}
+	}
+}
+
+func TestPostToAProbeIs405(t *testing.T) {
+	state := health.NewState()
+	for _, path := range []string{"/livez", "/readyz"} {
+		rec := serve(t, state, http.MethodPost, path, true)
+		if rec.Code != http.StatusMethodNotAllowed || rec.Header().Get("Content-Type") != "application/problem+json" {
+			t.Errorf("POST %s = %d %s, want a 405 problem", path, rec.Code, rec.Header().Get("Content-Type"))
+		}
+	}
+}
+
+func TestProbesHaveTheOperationalPolicy(t *testing.T) {
+	for _, r := range health.Routes(health.NewState()) {
+		if r.Policy != route.OperationalPolicy() || r.Listener != route.Both {
+			t.Errorf("%s: policy %+v on %v, want the operational policy on both listeners", r.Path, r.Policy, r.Listener)
+		}
+	}
+}
+
+func TestReadinessDrainsBeforeTheListenersClose(t *testing.T) {
+	state := health.NewState()
+	lc := fxtest.NewLifecycle(t)
+	health.Readiness(lc, state, health.Config{DrainDelay: 150 * time.Millisecond}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	lc.RequireStart()
+	if ok, _ := state.Ready(); !ok {
+		t.Fatal("not ready after start")
+	}
+	stopped := make(chan struct{})
+	begin := time.Now()
+	go func() {
+		defer close(stopped)
+		lc.RequireStop()
+	}()
+	time.Sleep(20 * time.Millisecond)
+	if ok, _ := state.Ready(); ok {
+		t.Error("still ready while stopping")
+	}
+	<-stopped
+	if waited := time.Since(begin); waited < 150*time.Millisecond {
+		t.Errorf("stop returned after %v, before the 150ms drain delay", waited)
+	}
+}
+
+func TestDrainDelayIsBoundedByTheStopContext(t *testing.T) {
+	state := health.NewState()
+	lc := fxtest.NewLifecycle(t)
+	health.Readiness(lc, state, health.Config{DrainDelay: time.Hour}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	lc.RequireStart()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := lc.Stop(ctx); err == nil {
+		t.Error("Stop with a drain delay past the stop deadline: no error")
+	}
+}
+
+func TestConfig(t *testing.T) {
+	if health.DefaultConfig("production").DrainDelay != 5*time.Second || health.DefaultConfig("development").DrainDelay != 0 {
+		t.Error("drain delay defaults are not 5s in production and 0s in development")
+	}
+	if err := (health.Config{DrainDelay: -time.Second}).Validate(); err == nil {
+		t.Error("negative drain delay accepted")
+	}
+}
