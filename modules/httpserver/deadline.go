@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"go.opentelemetry.io/otel/trace"
@@ -20,12 +21,19 @@ import (
 // handler never write at once. The handler gets a header map of its own, which
 // is copied out when it commits, so the timer never races it on headers either.
 // After the timer has answered, the handler's writes are dropped.
+//
+// Writers are recycled through a [deadlineWriterPool], with their header map
+// and timer, since a request would otherwise allocate all three.
 type deadlineWriter struct {
 	gin.ResponseWriter // the response under the handler; written only under mu
 
 	// Captured on the handler's goroutine for the timer's answer.
 	requestID string
 	ctx       context.Context // the request context with the deadline
+
+	// timer runs expire when the deadline passes. It is made once per writer
+	// and re-armed for each request.
+	timer *time.Timer
 
 	header http.Header // the handler's headers, until committed; no lock needed
 
@@ -38,16 +46,51 @@ type deadlineWriter struct {
 
 var _ gin.ResponseWriter = (*deadlineWriter)(nil)
 
-func newDeadlineWriter(c *gin.Context, ctx context.Context) *deadlineWriter {
-	return &deadlineWriter{ResponseWriter: c.Writer, requestID: requestid.From(c), ctx: ctx}
+// deadlineWriterPool recycles deadlineWriters between requests. A writer
+// goes back only once its timer has been stopped before firing, so that no
+// timer callback of one request can touch it while another request uses it.
+type deadlineWriterPool struct {
+	pool sync.Pool
 }
 
-// expire runs on the timer's goroutine when the request context is done.
+// get returns a writer in front of c.Writer for the request context ctx
+// (which carries the deadline), its timer armed to expire after wait.
+func (p *deadlineWriterPool) get(c *gin.Context, ctx context.Context, wait time.Duration) *deadlineWriter {
+	w, _ := p.pool.Get().(*deadlineWriter)
+	if w == nil {
+		w = new(deadlineWriter)
+	}
+	w.ResponseWriter, w.requestID, w.ctx = c.Writer, requestid.From(c), ctx
+	// The fields above are set before the timer is armed, which orders them
+	// before expire reads them.
+	if w.timer == nil {
+		w.timer = time.AfterFunc(wait, w.expire)
+	} else {
+		w.timer.Reset(wait)
+	}
+	return w
+}
+
+// put recycles w, whose handler has returned and whose timer was stopped
+// before it fired.
+func (p *deadlineWriterPool) put(w *deadlineWriter) {
+	w.ResponseWriter, w.requestID, w.ctx = nil, "", nil
+	clear(w.header)
+	w.status, w.committed, w.expired, w.finished = 0, false, false, false
+	p.pool.Put(w)
+}
+
+// expire runs on the timer's goroutine once the deadline has passed. The
+// request context may not say so yet (its own timer runs on another
+// goroutine), but it must not be cancelled otherwise.
 func (w *deadlineWriter) expire() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	// A cancelled parent (the client went away) is no deadline: nobody reads.
-	if w.finished || w.committed || w.expired || !errors.Is(w.ctx.Err(), context.DeadlineExceeded) {
+	if err := w.ctx.Err(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return
+	}
+	if w.finished || w.committed || w.expired {
 		return
 	}
 	w.expired = true

@@ -21,6 +21,7 @@ func limitsStage(cfg Config) route.Middleware {
 		ForRoute: func(p route.Policy) gin.HandlerFunc {
 			maxBody, timeout := routeBodyCap(cfg, p), routeTimeout(cfg, p)
 			maxHeader := int64(cfg.MaxHeaderBytes)
+			var writers deadlineWriterPool
 			return func(c *gin.Context) {
 				if headerBytes(c.Request) > maxHeader {
 					c.Header("Connection", "close")
@@ -32,7 +33,7 @@ func limitsStage(cfg Config) route.Middleware {
 					return
 				}
 				if timeout > 0 {
-					runWithDeadline(c, timeout)
+					runWithDeadline(c, &writers, timeout)
 				}
 			}
 		},
@@ -86,20 +87,41 @@ func headerBytes(r *http.Request) int64 {
 // runWithDeadline runs the rest of the chain under a context deadline. If the
 // handler has not answered when it passes, a 504 problem goes out at once from
 // the timer's goroutine; whatever the handler writes afterwards is dropped.
-func runWithDeadline(c *gin.Context, timeout time.Duration) {
-	ctx, cancel := context.WithTimeout(c.Request.Context(), timeout)
+func runWithDeadline(c *gin.Context, writers *deadlineWriterPool, timeout time.Duration) {
+	parent := c.Request.Context()
+	ctx, cancel := context.WithTimeout(parent, timeout)
 	defer cancel()
-	w := newDeadlineWriter(c, ctx)
-	stop := context.AfterFunc(ctx, w.expire)
+	w := writers.get(c, ctx, untilDeadline(parent, timeout))
 	c.Request = c.Request.WithContext(ctx)
 	c.Writer = w
 
+	returned := false
+	defer func() {
+		if !returned {
+			// A panic is on its way to the recover stage, which answers
+			// through w; the deadline must not answer after it.
+			w.timer.Stop()
+		}
+	}()
 	c.Next()
+	returned = true
 
-	stop()
+	stopped := w.timer.Stop() // false: expire has started, so w cannot be recycled
 	w.finish()
 	c.Writer = w.ResponseWriter
 	if ctx.Err() == context.DeadlineExceeded && !c.Writer.Written() { //nolint:errorlint // ctx.Err returns it unwrapped
 		problem.Abort(c, http.StatusGatewayTimeout, "the request took longer than its deadline")
 	}
+	if stopped {
+		writers.put(w)
+	}
+}
+
+// untilDeadline is how long the request's deadline is away: timeout, or less
+// when the parent context ends sooner.
+func untilDeadline(parent context.Context, timeout time.Duration) time.Duration {
+	if d, ok := parent.Deadline(); ok {
+		return min(timeout, time.Until(d))
+	}
+	return timeout
 }
