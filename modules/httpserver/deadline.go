@@ -3,7 +3,6 @@ package httpserver
 import (
 	"bufio"
 	"context"
-	"errors"
 	"net"
 	"net/http"
 	"sync"
@@ -29,7 +28,7 @@ type deadlineWriter struct {
 
 	// Captured on the handler's goroutine for the timer's answer.
 	requestID string
-	ctx       context.Context // the request context with the deadline
+	ctx       *deadlineContext // the request context, which the timer ends
 
 	// timer runs expire when the deadline passes. It is made once per writer
 	// and re-armed for each request.
@@ -53,9 +52,9 @@ type deadlineWriterPool struct {
 	pool sync.Pool
 }
 
-// get returns a writer in front of c.Writer for the request context ctx
-// (which carries the deadline), its timer armed to expire after wait.
-func (p *deadlineWriterPool) get(c *gin.Context, ctx context.Context, wait time.Duration) *deadlineWriter {
+// get returns a writer in front of c.Writer for the request context ctx,
+// its timer armed to end ctx and answer 504 after wait.
+func (p *deadlineWriterPool) get(c *gin.Context, ctx *deadlineContext, wait time.Duration) *deadlineWriter {
 	w, _ := p.pool.Get().(*deadlineWriter)
 	if w == nil {
 		w = new(deadlineWriter)
@@ -80,16 +79,17 @@ func (p *deadlineWriterPool) put(w *deadlineWriter) {
 	p.pool.Put(w)
 }
 
-// expire runs on the timer's goroutine once the deadline has passed. The
-// request context may not say so yet (its own timer runs on another
-// goroutine), but it must not be cancelled otherwise.
+// expire runs on the timer's goroutine once the deadline has passed: it ends
+// the request context and, unless the handler has answered, answers 504.
 func (w *deadlineWriter) expire() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	// A cancelled parent (the client went away) is no deadline: nobody reads.
-	if err := w.ctx.Err(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	if err := w.ctx.Context.Err(); err != nil {
+		// The parent ended first (the client went away): nobody reads a 504.
+		w.ctx.end(err)
 		return
 	}
+	w.ctx.end(context.DeadlineExceeded)
 	if w.finished || w.committed || w.expired {
 		return
 	}
@@ -107,14 +107,25 @@ func (w *deadlineWriter) expire() {
 
 // finish marks the handler as returned: from now on the timer does nothing.
 // A status and headers the handler set without writing a body are handed to
-// the response under it, which gin sends when the chain ends.
-func (w *deadlineWriter) finish() {
+// the response under it, which gin sends when the chain ends. It reports
+// whether an answer exists: written, set, or the timer's.
+func (w *deadlineWriter) finish() (answered bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.finished = true
 	if w.committed || w.expired {
-		return
+		return true
 	}
+	if w.status == 0 && len(w.header) == 0 {
+		return false
+	}
+	w.copyHeaderLocked()
+	return true
+}
+
+// copyHeaderLocked hands the handler's status and headers to the response
+// under it, without sending them. Call with mu held.
+func (w *deadlineWriter) copyHeaderLocked() {
 	dst := w.ResponseWriter.Header()
 	for k, v := range w.header {
 		dst[k] = v
@@ -130,13 +141,7 @@ func (w *deadlineWriter) commitLocked() {
 		return
 	}
 	w.committed = true
-	dst := w.ResponseWriter.Header()
-	for k, v := range w.header {
-		dst[k] = v
-	}
-	if w.status != 0 {
-		w.ResponseWriter.WriteHeader(w.status)
-	}
+	w.copyHeaderLocked()
 	w.ResponseWriter.WriteHeaderNow()
 }
 

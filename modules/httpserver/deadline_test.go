@@ -2,6 +2,8 @@ package httpserver_test
 
 import (
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -80,4 +82,49 @@ func TestRequestDeadline(t *testing.T) {
 		}
 	})
 	s.expectServing(t)
+}
+
+// TestDeadlineRaceGivesOneWholeAnswer sends requests that finish around
+// their deadline: each answer must be the handler's whole or the 504 whole,
+// never a mix of both.
+func TestDeadlineRaceGivesOneWholeAnswer(t *testing.T) {
+	cfg := testConfig()
+	cfg.RequestTimeout = 5 * time.Millisecond
+	var calls atomic.Int64
+	racer := route.Route{Method: http.MethodGet, Path: "/test/racer", Handler: func(c *gin.Context) {
+		time.Sleep(time.Duration(calls.Add(1)%10) * time.Millisecond)
+		c.Header("X-Handler", "yes")
+		if calls.Load()%3 == 0 {
+			c.Status(http.StatusAccepted) // status only, no body
+			return
+		}
+		c.String(http.StatusOK, "whole")
+	}}
+	s := start(t, cfg, racer)
+	var wg sync.WaitGroup
+	var answers [3]atomic.Int64 // handler body, handler status only, deadline
+	for range 8 {
+		wg.Go(func() {
+			for range 40 {
+				resp, body := s.get(t, "/test/racer")
+				handler := resp.Header.Get("X-Handler") == "yes"
+				switch {
+				case resp.StatusCode == http.StatusOK && handler && string(body) == "whole":
+					answers[0].Add(1)
+				case resp.StatusCode == http.StatusAccepted && handler && len(body) == 0:
+					answers[1].Add(1)
+				case resp.StatusCode == http.StatusGatewayTimeout && !handler:
+					expectProblem(t, resp, body, http.StatusGatewayTimeout)
+					answers[2].Add(1)
+				default:
+					t.Errorf("mixed answer: %d X-Handler=%q body %q", resp.StatusCode, resp.Header.Get("X-Handler"), body)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("handler answers %d, status-only %d, deadline answers %d", answers[0].Load(), answers[1].Load(), answers[2].Load())
+	if answers[0].Load() == 0 || answers[2].Load() == 0 {
+		t.Errorf("the race was not exercised: %d handler answers, %d deadline answers", answers[0].Load(), answers[2].Load())
+	}
 }

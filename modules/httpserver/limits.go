@@ -88,10 +88,9 @@ func headerBytes(r *http.Request) int64 {
 // handler has not answered when it passes, a 504 problem goes out at once from
 // the timer's goroutine; whatever the handler writes afterwards is dropped.
 func runWithDeadline(c *gin.Context, writers *deadlineWriterPool, timeout time.Duration) {
-	parent := c.Request.Context()
-	ctx, cancel := context.WithTimeout(parent, timeout)
-	defer cancel()
-	w := writers.get(c, ctx, untilDeadline(parent, timeout))
+	now := time.Now()
+	ctx := newDeadlineContext(c.Request.Context(), now.Add(timeout))
+	w := writers.get(c, ctx, ctx.deadline.Sub(now))
 	c.Request = c.Request.WithContext(ctx)
 	c.Writer = w
 
@@ -101,27 +100,22 @@ func runWithDeadline(c *gin.Context, writers *deadlineWriterPool, timeout time.D
 			// A panic is on its way to the recover stage, which answers
 			// through w; the deadline must not answer after it.
 			w.timer.Stop()
+			ctx.end(context.Canceled)
 		}
 	}()
 	c.Next()
 	returned = true
 
 	stopped := w.timer.Stop() // false: expire has started, so w cannot be recycled
-	w.finish()
+	answered := w.finish()
 	c.Writer = w.ResponseWriter
-	if ctx.Err() == context.DeadlineExceeded && !c.Writer.Written() { //nolint:errorlint // ctx.Err returns it unwrapped
+	ctx.end(context.Canceled) // the request is over, as a deferred cancel would say
+	if !answered && !time.Now().Before(ctx.deadline) {
+		// The handler returned with nothing to say after its deadline, before
+		// the timer could answer.
 		problem.Abort(c, http.StatusGatewayTimeout, "the request took longer than its deadline")
 	}
 	if stopped {
 		writers.put(w)
 	}
-}
-
-// untilDeadline is how long the request's deadline is away: timeout, or less
-// when the parent context ends sooner.
-func untilDeadline(parent context.Context, timeout time.Duration) time.Duration {
-	if d, ok := parent.Deadline(); ok {
-		return min(timeout, time.Until(d))
-	}
-	return timeout
 }
