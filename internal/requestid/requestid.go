@@ -5,7 +5,6 @@
 package requestid
 
 import (
-	"encoding/hex"
 	"math/rand/v2"
 
 	"github.com/gin-gonic/gin"
@@ -43,13 +42,14 @@ func Valid(id string) bool {
 // runtime's ChaCha8 generator: unique and unguessable enough for correlation,
 // and far cheaper than crypto/rand on the request path.
 func New() string {
-	var raw [16]byte
-	a, b := rand.Uint64(), rand.Uint64()
-	for i := range 8 {
-		raw[i] = byte(a >> (8 * i))
-		raw[8+i] = byte(b >> (8 * i))
+	const digits = "0123456789abcdef"
+	var buf [32]byte
+	for half, v := range [2]uint64{rand.Uint64(), rand.Uint64()} {
+		for i := range 16 {
+			buf[half*16+i] = digits[(v>>(4*i))&0xf]
+		}
 	}
-	return hex.EncodeToString(raw[:])
+	return string(buf[:])
 }
 
 // Ensure keeps the request's valid inbound ID or replaces it with a new one,

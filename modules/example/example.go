@@ -89,11 +89,11 @@ type Message struct {
 
 // Hello greets the authenticated caller, or the world.
 func (h *Handlers) Hello(c *gin.Context) {
-	name := "world"
+	greeting := "hello, world"
 	if p, ok := principal.FromContext(c); ok && p.Subject != "" {
-		name = p.Subject
+		greeting = "hello, " + p.Subject
 	}
-	c.JSON(http.StatusOK, Message{Message: "hello, " + name})
+	c.JSON(http.StatusOK, Message{Message: greeting})
 }
 
 // Echo answers with the message it was sent.
