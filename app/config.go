@@ -1,7 +1,6 @@
 package app
 
 import (
-	"errors"
 	"fmt"
 	"os"
 
@@ -51,12 +50,19 @@ func (c Config) Validate() error {
 	if c.Env != Development && c.Env != Production {
 		return fmt.Errorf("SERVICE_ENV=%q: must be development or production", c.Env)
 	}
-	return errors.Join(
-		c.HTTP.Validate(),
-		c.Health.Validate(),
-		c.Telemetry.Validate(),
-		c.Example.Validate(),
-	)
+	// The first error only: LoadConfig's error must stay one line, and
+	// errors.Join would put each section's error on its own.
+	for _, validate := range []func() error{
+		c.HTTP.Validate,
+		c.Health.Validate,
+		c.Telemetry.Validate,
+		c.Example.Validate,
+	} {
+		if err := validate(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ConfigSource says where configuration comes from.

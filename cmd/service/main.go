@@ -62,9 +62,11 @@ func serve(cfg app.Config, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "service:", err)
 		return 1
 	}
-	signals := make(chan os.Signal, 2)
-	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(signals)
+	// Fx relays SIGTERM and SIGINT here, and a Shutdowner's request with its
+	// exit code. Asked for before Start, so a signal during start-up waits.
+	// It is the only receiver of the first signal: one of our own would get
+	// a copy of it too, to be taken for a second one.
+	stopRequested := a.Wait()
 
 	startCtx, cancel := context.WithTimeout(context.Background(), a.StartTimeout())
 	defer cancel()
@@ -73,17 +75,8 @@ func serve(cfg app.Config, stderr io.Writer) int {
 		return 1
 	}
 
-	exitCode := 0
-	select {
-	case <-signals:
-	case sig := <-a.Wait():
-		exitCode = sig.ExitCode
-	}
-	go func() {
-		<-signals
-		fmt.Fprintln(stderr, "service: second signal, exiting now")
-		os.Exit(2)
-	}()
+	exitCode := (<-stopRequested).ExitCode
+	exitOnNextSignal(stderr)
 	stopCtx, cancelStop := context.WithTimeout(context.Background(), a.StopTimeout())
 	defer cancelStop()
 	if err := a.Stop(stopCtx); err != nil {
@@ -91,6 +84,19 @@ func serve(cfg app.Config, stderr io.Writer) int {
 		return 1
 	}
 	return exitCode
+}
+
+// exitOnNextSignal exits at once on a SIGTERM or SIGINT from now on. Its
+// channel is registered after the first signal was handed out, so it cannot
+// receive that one.
+func exitOnNextSignal(stderr io.Writer) {
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		<-signals
+		fmt.Fprintln(stderr, "service: second signal, exiting now")
+		os.Exit(2)
+	}()
 }
 
 // healthcheck asks the admin listener's /readyz, for container health checks
