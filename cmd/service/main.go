@@ -39,18 +39,29 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return healthcheck(args[1:], stderr)
 		}
 	}
-	flags := flag.NewFlagSet("service", flag.ContinueOnError)
+	cfg, code := loadConfig("service", args, stderr)
+	if code != 0 {
+		return code
+	}
+	return serve(cfg, stderr)
+}
+
+// loadConfig parses the -config flag of command name and loads the
+// configuration. A non-zero code is the exit status: 2 for bad flags, 1 for a
+// bad configuration, reported in one line.
+func loadConfig(name string, args []string, stderr io.Writer) (app.Config, int) {
+	flags := flag.NewFlagSet(name, flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	configFile := flags.String("config", "", "YAML configuration file (default: $SERVICE_CONFIG_FILE)")
 	if err := flags.Parse(args); err != nil {
-		return 2
+		return app.Config{}, 2
 	}
 	cfg, err := app.LoadConfig(app.ConfigSource{File: *configFile})
 	if err != nil {
-		fmt.Fprintln(stderr, "service: configuration:", err)
-		return 1
+		fmt.Fprintln(stderr, name+": configuration:", err)
+		return app.Config{}, 1
 	}
-	return serve(cfg, stderr)
+	return cfg, 0
 }
 
 // serve runs the app until SIGTERM or SIGINT, then stops it within the
@@ -102,16 +113,9 @@ func exitOnNextSignal(stderr io.Writer) {
 // healthcheck asks the admin listener's /readyz, for container health checks
 // in an image without curl.
 func healthcheck(args []string, stderr io.Writer) int {
-	flags := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
-	flags.SetOutput(stderr)
-	configFile := flags.String("config", "", "YAML configuration file (default: $SERVICE_CONFIG_FILE)")
-	if err := flags.Parse(args); err != nil {
-		return 2
-	}
-	cfg, err := app.LoadConfig(app.ConfigSource{File: *configFile})
-	if err != nil {
-		fmt.Fprintln(stderr, "healthcheck: configuration:", err)
-		return 1
+	cfg, code := loadConfig("healthcheck", args, stderr)
+	if code != 0 {
+		return code
 	}
 	host, port, _ := net.SplitHostPort(cfg.HTTP.AdminAddr) // checked by LoadConfig
 	if host == "" || host == "0.0.0.0" || host == "::" {
