@@ -104,9 +104,13 @@ func TestReadinessDrainsBeforeTheListenersClose(t *testing.T) {
 		defer close(stopped)
 		lc.RequireStop()
 	}()
-	time.Sleep(20 * time.Millisecond)
-	if ok, _ := state.Ready(); ok {
-		t.Error("still ready while stopping")
+	for giveUp := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		if ok, _ := state.Ready(); !ok {
+			break
+		}
+		if time.Now().After(giveUp) {
+			t.Fatal("still ready while stopping")
+		}
 	}
 	<-stopped
 	if waited := time.Since(begin); waited < 150*time.Millisecond {
