@@ -104,10 +104,10 @@ func TestModuleSwapThroughOptions(t *testing.T) {
 	defer a.RequireStop()
 
 	serve := func(path string) int {
-		rec := &statusRecorder{header: http.Header{}}
+		w := newDiscardWriter()
 		req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, "http://x"+path, nil)
-		srv.APIHandler().ServeHTTP(rec, req)
-		return rec.status
+		srv.APIHandler().ServeHTTP(w, req)
+		return w.status
 	}
 	// The decorated upstream is unreachable: 502, not the default's 503 "none configured".
 	if got := serve("/v1/upstream"); got != http.StatusBadGateway {
@@ -118,20 +118,6 @@ func TestModuleSwapThroughOptions(t *testing.T) {
 		t.Errorf("/readyz with the replaced State = %d, want 503", got)
 	}
 }
-
-type statusRecorder struct {
-	header http.Header
-	status int
-}
-
-func (r *statusRecorder) Header() http.Header { return r.header }
-func (r *statusRecorder) Write(b []byte) (int, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
-	}
-	return len(b), nil
-}
-func (r *statusRecorder) WriteHeader(status int) { r.status = status }
 
 func TestStopTimeoutCoversTheShutdownBudget(t *testing.T) {
 	cfg := app.DefaultConfig(app.Production)

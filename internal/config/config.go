@@ -62,29 +62,33 @@ func walkYAML(v reflect.Value, node *yaml.Node, path string) error {
 		if !ok {
 			return fmt.Errorf("%s (line %d): unknown setting", key, keyNode.Line)
 		}
-		var err error
-		switch {
-		case field.Kind() == reflect.Struct && field.Type() != durationType:
-			err = walkYAML(field, valueNode, key+".")
-		case valueNode.Kind == yaml.SequenceNode && field.Kind() == reflect.Slice:
-			items := make([]string, 0, len(valueNode.Content))
-			for _, item := range valueNode.Content {
-				items = append(items, item.Value)
+		if field.Kind() == reflect.Struct {
+			if err := walkYAML(field, valueNode, key+"."); err != nil {
+				return err
 			}
-			err = set(field, strings.Join(items, ","))
-		case valueNode.Kind == yaml.ScalarNode:
-			err = set(field, valueNode.Value)
-		default:
-			err = errors.New("want a single value")
+			continue
 		}
-		if err != nil && field.Kind() != reflect.Struct {
+		if err := setFromNode(field, valueNode); err != nil {
 			return fmt.Errorf("%s=%q (line %d): %w", key, valueNode.Value, valueNode.Line, err)
-		}
-		if err != nil {
-			return err
 		}
 	}
 	return nil
+}
+
+// setFromNode sets a field from a scalar, or a list field from a sequence.
+func setFromNode(field reflect.Value, node *yaml.Node) error {
+	switch {
+	case node.Kind == yaml.SequenceNode && field.Kind() == reflect.Slice:
+		items := make([]string, 0, len(node.Content))
+		for _, item := range node.Content {
+			items = append(items, item.Value)
+		}
+		return set(field, strings.Join(items, ","))
+	case node.Kind == yaml.ScalarNode:
+		return set(field, node.Value)
+	default:
+		return errors.New("want a single value")
+	}
 }
 
 func orRoot(path string) string {
@@ -113,7 +117,7 @@ func walkEnv(v reflect.Value, lookup LookupFunc) error {
 		}
 		name := field.Tag.Get("env")
 		if name == "" {
-			if value.Kind() == reflect.Struct && field.Type != durationType {
+			if value.Kind() == reflect.Struct {
 				if err := walkEnv(value, lookup); err != nil {
 					return err
 				}

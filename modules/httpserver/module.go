@@ -14,7 +14,6 @@
 package httpserver
 
 import (
-	"context"
 	"crypto/tls"
 	"log/slog"
 
@@ -60,7 +59,7 @@ func NewFx(p Params) (*Server, error) {
 	}
 	p.Lifecycle.Append(fx.Hook{
 		OnStart: s.Start,
-		OnStop:  func(ctx context.Context) error { return s.Stop(ctx) },
+		OnStop:  s.Stop,
 	})
 	return s, nil
 }
