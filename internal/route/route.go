@@ -61,7 +61,26 @@ type Policy struct {
 	Timeout time.Duration
 	// MaxBodyBytes caps the request body. Default (0): SERVICE_HTTP_MAX_BODY_BYTES.
 	MaxBodyBytes int64
+	// RateLimit gives the route its own token buckets. Default (zero): the
+	// service's limit (SERVICE_RATELIMIT_*), whose buckets every route that
+	// uses it shares.
+	RateLimit RateLimit
 }
+
+// RateLimit is a route's own token bucket: capacity Burst, refilled at Rate
+// tokens per Period. Its Name keeps its buckets apart from other limits' and
+// appears in the RateLimit and RateLimit-Policy response fields; routes that
+// name the same limit share its buckets. The zero value means the service's
+// default limit.
+type RateLimit struct {
+	Name   string
+	Rate   int
+	Period time.Duration
+	Burst  int
+}
+
+// IsZero reports whether l is the zero value, the service's default limit.
+func (l RateLimit) IsZero() bool { return l == RateLimit{} }
 
 // OperationalPolicy is the policy of probes and metrics: public, exempt from
 // rate limiting, never shed, never traced.

@@ -1,0 +1,48 @@
+package ratelimit
+
+import (
+	"net"
+	"net/netip"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/meshkit/meshkit/internal/principal"
+)
+
+// ClientKey is the identity a request is limited under: the authenticated
+// principal when there is one ("principal:" + issuer + "|" + subject), else
+// the client address as gin resolves it, believing X-Forwarded-For only from
+// the trusted proxies ("ip:" + address). IPv6 clients are keyed by their /64,
+// since one host commonly holds a whole /64.
+func ClientKey(c *gin.Context) string {
+	if p, ok := principal.FromContext(c); ok && p.Subject != "" {
+		return "principal:" + p.Issuer + "|" + p.Subject
+	}
+	ip := c.ClientIP()
+	if ip == "" {
+		// gin gives "" only when RemoteAddr is not host:port, which
+		// net/http never does; key by the raw value rather than lump such
+		// clients together.
+		ip = c.Request.RemoteAddr
+		if host, _, err := net.SplitHostPort(ip); err == nil {
+			ip = host
+		}
+	}
+	return "ip:" + addrKey(ip)
+}
+
+// addrKey is the bucket part of a client address: an IPv4 address as it is
+// (an IPv4-mapped IPv6 address too), an IPv6 address's /64 prefix, and
+// anything that does not parse as it came.
+func addrKey(s string) string {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return s
+	}
+	a = a.Unmap()
+	if a.Is4() {
+		return a.String()
+	}
+	p, _ := a.WithZone("").Prefix(64)
+	return p.String()
+}

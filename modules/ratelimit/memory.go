@@ -1,0 +1,134 @@
+package ratelimit
+
+import (
+	"context"
+	"hash/maphash"
+	"sync"
+	"time"
+)
+
+// MemoryOptions configures a [Memory] limiter. The zero value is usable.
+type MemoryOptions struct {
+	// MaxClients caps the tracked clients. Default 1048576.
+	MaxClients int
+	// SweepInterval is how often buckets that have filled up again are
+	// dropped. Default 10s.
+	SweepInterval time.Duration
+	// Now is the clock. Default time.Now; its monotonic reading is used.
+	Now func() time.Time
+}
+
+// Memory is the in-process limiter: one GCRA time per client, in a sharded
+// table, with no goroutine or timer per client. A client whose bucket has
+// filled up again is indistinguishable from a new one, so [Memory.Start]'s
+// background loop drops it, and memory goes back to where it was when clients
+// go idle. Past MaxClients, a new client takes the place of the tracked one
+// nearest to a full bucket; a client that stays tracked is never allowed more
+// than its limit.
+type Memory struct {
+	table *table
+	seed  maphash.Seed
+	clock clock
+	sweep time.Duration
+
+	startOnce, stopOnce sync.Once
+	stop, done          chan struct{}
+}
+
+var _ Limiter = (*Memory)(nil)
+
+// NewMemory returns a limiter with no clients. Its sweep loop runs from Start
+// to Stop; without it, idle clients stay until the cap pushes them out.
+func NewMemory(o MemoryOptions) *Memory {
+	if o.MaxClients <= 0 {
+		o.MaxClients = 1 << 20
+	}
+	if o.SweepInterval <= 0 {
+		o.SweepInterval = 10 * time.Second
+	}
+	return &Memory{
+		table: newTable(o.MaxClients),
+		seed:  maphash.MakeSeed(),
+		clock: newClock(o.Now),
+		sweep: o.SweepInterval,
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+}
+
+// Allow takes a token from the bucket of key under limit, which must be valid
+// (see [Limit.Validate]). It never fails.
+func (m *Memory) Allow(_ context.Context, key string, limit Limit) (Decision, error) {
+	return m.allow(key, limit), nil
+}
+
+func (m *Memory) allow(key string, limit Limit) Decision {
+	h := hashKey(m.seed, limit.Name, key)
+	b := limit.bucket()
+	now := m.clock.micros()
+	s := m.table.shard(h)
+	tat := s.m[h]
+	newTAT, d := b.allow(tat, now)
+	if d.Allowed {
+		m.table.put(s, h, newTAT, now)
+	}
+	s.mu.Unlock()
+	return d
+}
+
+// Len reports how many clients are tracked.
+func (m *Memory) Len() int { return m.table.len() }
+
+// Start starts the loop that drops full buckets. It returns at once.
+func (m *Memory) Start() {
+	m.startOnce.Do(func() { go m.sweepLoop() })
+}
+
+// Stop stops the sweep loop and waits for it. The limiter goes on deciding.
+func (m *Memory) Stop() {
+	m.stopOnce.Do(func() { close(m.stop) })
+	m.startOnce.Do(func() { close(m.done) }) // never started: nothing to wait for
+	<-m.done
+}
+
+func (m *Memory) sweepLoop() {
+	defer close(m.done)
+	t := time.NewTicker(m.sweep)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+			m.table.sweep(m.clock.micros())
+		}
+	}
+}
+
+// hashKey is the table key of a client's bucket under the limit named name.
+// With a random seed per process no client can aim at another's bucket, and
+// the chance that any two of a million clients share one is about 3 in 10^8.
+func hashKey(seed maphash.Seed, name, key string) uint64 {
+	var h maphash.Hash
+	h.SetSeed(seed)
+	h.WriteString(name)
+	h.WriteByte(0)
+	h.WriteString(key)
+	return h.Sum64()
+}
+
+// clock reads monotonic microseconds since it was made (plus one, so that a
+// time is never zero).
+type clock struct {
+	now  func() time.Time
+	base time.Time
+}
+
+func newClock(now func() time.Time) clock {
+	if now == nil {
+		now = time.Now
+	}
+	return clock{now: now, base: now().Add(-time.Microsecond)}
+}
+
+func (c clock) micros() int64 { return c.now().Sub(c.base).Microseconds() }
