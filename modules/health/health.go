@@ -24,6 +24,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"go.uber.org/fx"
 
+	"github.com/meshkit/meshkit/internal/check"
 	"github.com/meshkit/meshkit/internal/problem"
 	"github.com/meshkit/meshkit/internal/route"
 )
@@ -79,35 +80,72 @@ func (s *State) Ready() (bool, string) {
 	}
 }
 
-// Routes returns the probes, on both listeners.
-func Routes(s *State) []route.Route {
+// Routes returns the probes, on both listeners. /readyz shows the state of
+// components: a critical one that fails makes it fail.
+func Routes(s *State, components ...check.Component) []route.Route {
 	probe := route.OperationalPolicy()
+	ready := readiness{state: s, components: components}
 	return []route.Route{
 		{Method: http.MethodGet, Path: "/livez", Policy: probe, Listener: route.Both, Handler: live},
-		{Method: http.MethodGet, Path: "/readyz", Policy: probe, Listener: route.Both, Handler: s.serveReady},
+		{Method: http.MethodGet, Path: "/readyz", Policy: probe, Listener: route.Both, Handler: ready.serve},
 	}
 }
 
+// RoutesParams are what the probes need from Fx: components arrive through
+// check.Group.
+type RoutesParams struct {
+	fx.In
+
+	State      *State
+	Components []check.Component `group:"health_components"`
+}
+
+func routesFx(p RoutesParams) []route.Route {
+	return Routes(p.State, p.Components...)
+}
+
 type status struct {
-	Status string `json:"status"`
+	Status string                 `json:"status"`
+	Checks map[string]check.State `json:"checks,omitempty"`
 }
 
 func live(c *gin.Context) {
-	c.JSON(http.StatusOK, status{Status: "pass"})
+	c.JSON(http.StatusOK, status{Status: check.Pass})
 }
 
-func (s *State) serveReady(c *gin.Context) {
-	if ok, why := s.Ready(); !ok {
+type readiness struct {
+	state      *State
+	components []check.Component
+}
+
+func (r readiness) serve(c *gin.Context) {
+	if ok, why := r.state.Ready(); !ok {
 		c.Header("Retry-After", "1")
 		problem.Abort(c, http.StatusServiceUnavailable, why)
 		return
 	}
-	c.JSON(http.StatusOK, status{Status: "pass"})
+	body := status{Status: check.Pass}
+	for _, comp := range r.components {
+		st := comp.State()
+		if body.Checks == nil {
+			body.Checks = make(map[string]check.State, len(r.components))
+		}
+		body.Checks[comp.Name] = st
+		switch {
+		case st.Status == check.Fail && comp.Critical:
+			c.Header("Retry-After", "1")
+			problem.Abort(c, http.StatusServiceUnavailable, comp.Name+" is failing")
+			return
+		case st.Status != check.Pass:
+			body.Status = check.Warn
+		}
+	}
+	c.JSON(http.StatusOK, body)
 }
 
 // Module provides the *State and the probes.
 var Module = fx.Module("health",
-	fx.Provide(NewState, route.AsRoutes(Routes)),
+	fx.Provide(NewState, route.AsRoutes(routesFx)),
 )
 
 // Readiness ties the State to the app's lifecycle; app invokes it after every

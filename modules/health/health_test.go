@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"go.uber.org/fx/fxtest"
 
+	"github.com/meshkit/meshkit/internal/check"
 	"github.com/meshkit/meshkit/internal/route"
 	"github.com/meshkit/meshkit/modules/health"
 	"github.com/meshkit/meshkit/modules/httpserver"
@@ -136,5 +137,54 @@ func TestConfig(t *testing.T) {
 	}
 	if err := (health.Config{DrainDelay: -time.Second}).Validate(); err == nil {
 		t.Error("negative drain delay accepted")
+	}
+}
+
+func TestReadyzShowsComponents(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := httpserver.DefaultConfig()
+	state := health.NewState()
+	state.SetStarted()
+	limiterMode, dbStatus := check.Pass, check.Pass
+	components := []check.Component{
+		{Name: "ratelimit", State: func() check.State {
+			return check.State{Status: limiterMode, Details: map[string]any{"mode": "redis"}}
+		}},
+		{Name: "db", Critical: true, State: func() check.State { return check.State{Status: dbStatus} }},
+	}
+	srv, err := httpserver.New(cfg, log, health.Routes(state, components...), httpserver.DefaultMiddleware(cfg, log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		limiter, db string
+		code        int
+		status      string
+	}{
+		{check.Pass, check.Pass, http.StatusOK, check.Pass},
+		{check.Fail, check.Pass, http.StatusOK, check.Warn},         // not critical: a warning
+		{check.Pass, check.Fail, http.StatusServiceUnavailable, ""}, // critical
+		{check.Pass, check.Pass, http.StatusOK, check.Pass},
+	} {
+		limiterMode, dbStatus = step.limiter, step.db
+		rec := httptest.NewRecorder()
+		srv.AdminHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		if rec.Code != step.code {
+			t.Fatalf("limiter %s, db %s: /readyz = %d %s, want %d", step.limiter, step.db, rec.Code, rec.Body, step.code)
+		}
+		if step.code != http.StatusOK {
+			continue
+		}
+		var body struct {
+			Status string
+			Checks map[string]check.State
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+			t.Fatal(err)
+		}
+		if body.Status != step.status || body.Checks["ratelimit"].Status != step.limiter ||
+			body.Checks["ratelimit"].Details["mode"] != "redis" || body.Checks["db"].Status != step.db {
+			t.Errorf("limiter %s, db %s: /readyz body %s", step.limiter, step.db, rec.Body)
+		}
 	}
 }
