@@ -12,11 +12,12 @@ import (
 	"github.com/meshkit/meshkit/modules/example"
 	"github.com/meshkit/meshkit/modules/health"
 	"github.com/meshkit/meshkit/modules/httpserver"
+	"github.com/meshkit/meshkit/modules/ratelimit"
 	"github.com/meshkit/meshkit/modules/telemetry"
 )
 
 // New assembles the default app: configuration, logging, the HTTP server,
-// health and the example module. opts are applied on top: fx.Decorate or
+// health, rate limiting and the example module. opts are applied on top: fx.Decorate or
 // fx.Replace to swap a part, more modules, routes and middleware. Without
 // [WithConfig] the configuration comes from SERVICE_CONFIG_FILE and the
 // environment.
@@ -35,6 +36,7 @@ func Options(opts ...fx.Option) fx.Option {
 		telemetry.Module,
 		httpserver.Module,
 		health.Module,
+		ratelimit.Module,
 		example.Module,
 		fx.Options(opts...),
 		// Last, so that readiness turns on after everything else has started,
@@ -69,12 +71,13 @@ type Sections struct {
 
 	HTTP      httpserver.Config
 	Health    health.Config
+	RateLimit ratelimit.Config
 	Telemetry telemetry.Config
 	Example   example.Config
 }
 
 func sections(c Config) Sections {
-	return Sections{HTTP: c.HTTP, Health: c.Health, Telemetry: c.Telemetry, Example: c.Example}
+	return Sections{HTTP: c.HTTP, Health: c.Health, RateLimit: c.RateLimit, Telemetry: c.Telemetry, Example: c.Example}
 }
 
 // fxLogger sends Fx's own events to the service's logger, at debug level

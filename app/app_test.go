@@ -66,14 +66,15 @@ func TestAppStartsServesAndStopsCleanly(t *testing.T) {
 		return resp.StatusCode, string(body)
 	}
 	api, admin := "http://"+srv.APIAddr().String(), "http://"+srv.AdminAddr().String()
+	const readyBody = `{"status":"pass","checks":{"ratelimit":{"status":"pass","details":{"backend":"memory","mode":"memory"}}}}`
 	for _, tt := range []struct {
 		url, body string
 	}{
 		{api + "/v1/hello", `{"message":"hello, world"}`},
 		{api + "/livez", `{"status":"pass"}`},
-		{api + "/readyz", `{"status":"pass"}`},
+		{api + "/readyz", readyBody},
 		{admin + "/livez", `{"status":"pass"}`},
-		{admin + "/readyz", `{"status":"pass"}`},
+		{admin + "/readyz", readyBody},
 	} {
 		if status, body := get(tt.url); status != http.StatusOK || body != tt.body {
 			t.Errorf("GET %s = %d %s, want 200 %s", tt.url, status, body, tt.body)

@@ -10,6 +10,7 @@ import (
 	"github.com/meshkit/meshkit/modules/example"
 	"github.com/meshkit/meshkit/modules/health"
 	"github.com/meshkit/meshkit/modules/httpserver"
+	"github.com/meshkit/meshkit/modules/ratelimit"
 	"github.com/meshkit/meshkit/modules/telemetry"
 )
 
@@ -29,6 +30,8 @@ type Config struct {
 	HTTP httpserver.Config `yaml:"http"`
 	// Health configures readiness and the drain delay.
 	Health health.Config `yaml:"health"`
+	// RateLimit configures the per-client token buckets and their backend.
+	RateLimit ratelimit.Config `yaml:"ratelimit"`
 	// Telemetry configures logging.
 	Telemetry telemetry.Config `yaml:"telemetry"`
 	// Example configures the example module.
@@ -41,6 +44,7 @@ func DefaultConfig(env string) Config {
 		Env:       env,
 		HTTP:      httpserver.DefaultConfig(),
 		Health:    health.DefaultConfig(env),
+		RateLimit: ratelimit.DefaultConfig(),
 		Telemetry: telemetry.DefaultConfig(),
 	}
 }
@@ -55,6 +59,7 @@ func (c Config) Validate() error {
 	for _, validate := range []func() error{
 		c.HTTP.Validate,
 		c.Health.Validate,
+		c.RateLimit.Validate,
 		c.Telemetry.Validate,
 		c.Example.Validate,
 	} {

@@ -87,7 +87,7 @@ func ExampleNew_replaceState() {
 	state.StartDraining() // what the app's OnStop does first on shutdown
 	readyz()
 	// Output:
-	// 200 {"status":"pass"}
+	// 200 {"status":"pass","checks":{"ratelimit":{"status":"pass","details":{"backend":"memory","mode":"memory"}}}}
 	// 503 {"type":"about:blank","title":"Service Unavailable","status":503,"detail":"the service is shutting down","request_id":"example-2"}
 }
 

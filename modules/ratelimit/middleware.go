@@ -1,0 +1,115 @@
+package ratelimit
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/meshkit/meshkit/internal/problem"
+	"github.com/meshkit/meshkit/internal/route"
+)
+
+// Response fields, in the canonical form net/http keeps them in.
+const (
+	headerPolicy     = "Ratelimit-Policy"
+	headerRateLimit  = "Ratelimit"
+	headerRetryAfter = "Retry-After"
+)
+
+// NewMiddleware returns the rate-limit stage. A route that is exempt is left
+// out; any other takes a token from its client's bucket (see [ClientKey])
+// under the route's own limit, or def. Every response it lets through or
+// refuses carries the RateLimit-Policy and RateLimit fields; a refused one is
+// a 429 problem with Retry-After. It fails when a route's own limit is
+// invalid, naming the route.
+func NewMiddleware(l Limiter, def Limit, routes []route.Route) ([]route.Middleware, error) {
+	if err := def.Validate(); err != nil {
+		return nil, err
+	}
+	for _, r := range routes {
+		if r.Policy.RateLimitExempt || r.Policy.RateLimit.IsZero() {
+			continue
+		}
+		if err := LimitOf(r.Policy.RateLimit, def).Validate(); err != nil {
+			return nil, fmt.Errorf("route %s %s: %w", r.Method, r.Path, err)
+		}
+	}
+	stage := func(p route.Policy) gin.HandlerFunc {
+		if p.RateLimitExempt {
+			return nil
+		}
+		return limitHandler(l, LimitOf(p.RateLimit, def))
+	}
+	return []route.Middleware{{Name: "ratelimit", Stage: route.StageRateLimit, ForRoute: stage}}, nil
+}
+
+func limitHandler(l Limiter, limit Limit) gin.HandlerFunc {
+	// One slice for every response: its length equals its capacity, so an
+	// Add elsewhere copies it rather than writing into it.
+	policy := []string{PolicyField(limit)}
+	return func(c *gin.Context) {
+		d, err := l.Allow(c, ClientKey(c), limit)
+		if err != nil {
+			unavailable(c, err)
+			return
+		}
+		h := c.Writer.Header()
+		h[headerPolicy] = policy
+		if !d.Unmetered {
+			h[headerRateLimit] = []string{RateLimitField(limit.Name, d)}
+		}
+		if !d.Allowed {
+			after := RetryAfterSeconds(d.RetryAfter)
+			h[headerRetryAfter] = []string{strconv.FormatInt(after, 10)}
+			problem.Abort(c, http.StatusTooManyRequests,
+				fmt.Sprintf("rate limit %q exceeded: retry in %d s", limit.Name, after))
+		}
+	}
+}
+
+func unavailable(c *gin.Context, err error) {
+	if errors.Is(err, ErrUnavailable) {
+		c.Header(headerRetryAfter, "1")
+		problem.Abort(c, http.StatusServiceUnavailable, "rate limiting is unavailable: retry later")
+		return
+	}
+	// The request's own context ended: the client has gone or its deadline
+	// passed before a decision.
+	c.Header(headerRetryAfter, "1")
+	problem.Abort(c, http.StatusServiceUnavailable, "no rate-limit decision could be made in time: retry later")
+}
+
+// PolicyField is the RateLimit-Policy field of l: its quota, Burst, per the
+// time the bucket takes to fill (which states Rate per Period too), as in
+// `"default";q=20;w=12`.
+func PolicyField(l Limit) string {
+	return strconv.Quote(l.Name) + ";q=" + strconv.Itoa(l.Burst) + ";w=" + strconv.FormatInt(ceilSeconds(l.Window()), 10)
+}
+
+// RateLimitField is the RateLimit field of a decision under the limit named
+// name: the requests remaining and the seconds until the bucket is full, as
+// in `"default";r=19;t=1`.
+func RateLimitField(name string, d Decision) string {
+	b := make([]byte, 0, len(name)+32)
+	b = append(b, '"')
+	b = append(b, name...)
+	b = append(b, `";r=`...)
+	b = strconv.AppendInt(b, int64(d.Remaining), 10)
+	b = append(b, ";t="...)
+	b = strconv.AppendInt(b, ceilSeconds(d.ResetAfter), 10)
+	return string(b)
+}
+
+// RetryAfterSeconds is a denial's Retry-After: whole seconds, rounded up so a
+// client that waits that long finds a token, and at least 1.
+func RetryAfterSeconds(d time.Duration) int64 {
+	return max(ceilSeconds(d), 1)
+}
+
+func ceilSeconds(d time.Duration) int64 {
+	return int64((d + time.Second - 1) / time.Second)
+}

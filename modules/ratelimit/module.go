@@ -1,0 +1,100 @@
+// Package ratelimit limits each client's requests with a token bucket, in
+// memory on one instance or shared by every replica through Redis.
+//
+// A bucket holds SERVICE_RATELIMIT_BURST tokens and regains
+// SERVICE_RATELIMIT_RATE of them per SERVICE_RATELIMIT_PERIOD; a request takes
+// one, and a request that finds none is refused with 429 and takes nothing.
+// Buckets are stored as GCRA: one theoretical arrival time per client, in
+// integer microseconds (gcra.go). A client is its authenticated principal,
+// else its address (see [ClientKey]). A route's policy may exempt it or give
+// it its own limit (route.Policy.RateLimit).
+//
+// Backends: [Memory] (the default) and [Redis], whose failure mode decides
+// what happens while Redis is unreachable; /readyz shows the mode in force.
+//
+// Swappable with fx.Decorate or fx.Replace: [Config], [Limiter] (wrap it to
+// add a tier, or replace it with a backend of your own).
+package ratelimit
+
+import (
+	"log/slog"
+
+	"go.uber.org/fx"
+
+	"github.com/meshkit/meshkit/internal/check"
+	"github.com/meshkit/meshkit/internal/route"
+)
+
+// Module provides the [Limiter] of the configured backend, the rate-limit
+// stage, and the limiter's component on /readyz.
+var Module = fx.Module("ratelimit",
+	fx.Provide(
+		NewFx,
+		route.AsMiddleware(middlewareFx),
+		check.AsComponents(componentsFx),
+	),
+)
+
+// Params are what [NewFx] needs.
+type Params struct {
+	fx.In
+
+	Lifecycle fx.Lifecycle
+	Config    Config
+	Log       *slog.Logger
+}
+
+// NewFx builds the configured backend and ties its background work to the
+// app's lifecycle.
+func NewFx(p Params) (Limiter, error) {
+	if err := p.Config.Validate(); err != nil {
+		return nil, err
+	}
+	m := NewMemory(MemoryOptions{MaxClients: p.Config.MaxClients})
+	p.Lifecycle.Append(fx.StartStopHook(m.Start, m.Stop))
+	p.Log.Info("rate limiter", slog.String("backend", BackendMemory), slog.String("policy", PolicyField(p.Config.Limit())))
+	return m, nil
+}
+
+// MiddlewareParams are what the rate-limit stage needs: the routes, to check
+// their own limits at start-up.
+type MiddlewareParams struct {
+	fx.In
+
+	Limiter Limiter
+	Config  Config
+	Routes  []route.Route `group:"routes"`
+}
+
+func middlewareFx(p MiddlewareParams) ([]route.Middleware, error) {
+	return NewMiddleware(p.Limiter, p.Config.Limit(), p.Routes)
+}
+
+// moder is a limiter that can be in more than one mode (the Redis limiter).
+type moder interface {
+	Mode() string
+}
+
+func componentsFx(l Limiter, cfg Config) []check.Component {
+	return []check.Component{{Name: "ratelimit", State: func() check.State {
+		return limiterState(l, cfg.Backend)
+	}}}
+}
+
+// limiterState reports the backend and the mode in force: pass while the
+// configured backend decides, warn in a failure mode that still limits or
+// admits, fail in the "closed" one.
+func limiterState(l Limiter, backend string) check.State {
+	mode := backend
+	if m, ok := l.(moder); ok {
+		mode = m.Mode()
+	}
+	status := check.Pass
+	switch FailureMode(mode) {
+	case FailLocal, FailOpen:
+		status = check.Warn
+	case FailClosed:
+		status = check.Fail
+	}
+	return check.State{Status: status, Details: map[string]any{"backend": backend, "mode": mode}}
+}
