@@ -19,6 +19,23 @@ type Limit struct {
 	Rate   int
 	Period time.Duration
 	Burst  int
+
+	// interval caches Period/Rate for the Rate and Period it was computed
+	// from (see prepared); a changed copy computes it again.
+	interval intervalCache
+}
+
+type intervalCache struct {
+	rate   int
+	period time.Duration
+	micros int64
+}
+
+// prepared returns l with its interval computed, so that deciding under it
+// does one division less: the stage prepares each route's limit once.
+func (l Limit) prepared() Limit {
+	l.interval = intervalCache{rate: l.Rate, period: l.Period, micros: l.intervalMicros()}
+	return l
 }
 
 // LimitOf converts a route's own limit; the zero value gives def.
@@ -47,7 +64,7 @@ func (l Limit) validate(prefix string) error {
 		return fmt.Errorf("%sBURST=%d: must be at least 1", prefix, l.Burst)
 	case l.Period.Microseconds() < int64(l.Rate):
 		return fmt.Errorf("%sRATE=%d per %s: more than one token per microsecond is not supported", prefix, l.Rate, l.Period)
-	case int64(l.Burst) > math.MaxInt64/4/l.bucket().interval:
+	case int64(l.Burst) > math.MaxInt64/4/l.intervalMicros():
 		return fmt.Errorf("%sBURST=%d: the bucket would take longer than a century to fill", prefix, l.Burst)
 	}
 	return nil
@@ -112,9 +129,18 @@ type bucket struct {
 }
 
 func (l Limit) bucket() bucket {
-	period := l.Period.Microseconds()
-	interval := (period + int64(l.Rate) - 1) / int64(l.Rate)
+	interval := l.interval.micros
+	if l.interval.rate != l.Rate || l.interval.period != l.Period || interval == 0 {
+		interval = l.intervalMicros()
+	}
 	return bucket{interval: interval, tolerance: interval * int64(l.Burst)}
+}
+
+// intervalMicros is Period/Rate in microseconds, rounded up so that the rate
+// is never exceeded.
+func (l Limit) intervalMicros() int64 {
+	period := l.Period.Microseconds()
+	return (period + int64(l.Rate) - 1) / int64(l.Rate)
 }
 
 // take asks for n tokens at now from a bucket whose stored tat is tat (0 or
@@ -147,8 +173,23 @@ func (b bucket) decision(tat, now int64, allowed bool) Decision {
 	return d
 }
 
-// allow takes one token: the new tat to store, and the decision.
+// allow takes one token: the new tat to store, and the decision. It is take
+// and decision for one token, with one division where they have two: it runs
+// on every request.
 func (b bucket) allow(tat, now int64) (int64, Decision) {
-	newTAT, granted := b.take(tat, now, 1)
-	return newTAT, b.decision(newTAT, now, granted == 1)
+	if tat < now {
+		tat = now
+	}
+	newTAT := tat + b.interval
+	if newTAT-now > b.tolerance {
+		return tat, Decision{
+			RetryAfter: time.Duration(newTAT-b.tolerance-now) * time.Microsecond,
+			ResetAfter: time.Duration(tat-now) * time.Microsecond,
+		}
+	}
+	return newTAT, Decision{
+		Allowed:    true,
+		Remaining:  int((now + b.tolerance - newTAT) / b.interval),
+		ResetAfter: time.Duration(newTAT-now) * time.Microsecond,
+	}
 }

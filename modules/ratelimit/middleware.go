@@ -42,7 +42,7 @@ func NewMiddleware(l Limiter, def Limit, routes []route.Route) ([]route.Middlewa
 		if p.RateLimitExempt {
 			return nil
 		}
-		return limitHandler(l, LimitOf(p.RateLimit, def))
+		return limitHandler(l, LimitOf(p.RateLimit, def).prepared())
 	}
 	return []route.Middleware{{Name: "ratelimit", Stage: route.StageRateLimit, ForRoute: stage}}, nil
 }
