@@ -15,7 +15,7 @@ import (
 // the trusted proxies ("ip:" + address). IPv6 clients are keyed by their /64,
 // since one host commonly holds a whole /64.
 func ClientKey(c *gin.Context) string {
-	if p, ok := principal.FromContext(c); ok && p.Subject != "" {
+	if p, ok := principal.FromContext(c.Request.Context()); ok && p.Subject != "" {
 		return "principal:" + p.Issuer + "|" + p.Subject
 	}
 	ip := c.ClientIP()
