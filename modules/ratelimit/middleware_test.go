@@ -66,13 +66,13 @@ func startServer(t *testing.T, l Limiter, def Limit, trusted []string, extra ...
 	return &server{url: "http://" + srv.APIAddr().String(), client: &http.Client{Transport: transport}}
 }
 
-type reply struct {
+type response struct {
 	status int
 	header http.Header
 	body   string
 }
 
-func (s *server) get(t *testing.T, path string, header ...string) reply {
+func (s *server) get(t *testing.T, path string, header ...string) response {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, s.url+path, nil)
 	if err != nil {
@@ -90,7 +90,7 @@ func (s *server) get(t *testing.T, path string, header ...string) reply {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return reply{status: resp.StatusCode, header: resp.Header, body: string(body)}
+	return response{status: resp.StatusCode, header: resp.Header, body: string(body)}
 }
 
 func TestStageLimitsAClientAndSaysSo(t *testing.T) {
@@ -110,8 +110,9 @@ func TestStageLimitsAClientAndSaysSo(t *testing.T) {
 	}
 	r := s.get(t, "/v1/hello")
 	var p struct {
-		Type, Title, Detail, RequestID string `json:"request_id"`
-		Status                         int
+		Type, Title, Detail string
+		RequestID           string `json:"request_id"`
+		Status              int
 	}
 	if r.status != http.StatusTooManyRequests || r.header.Get("Content-Type") != "application/problem+json" ||
 		json.Unmarshal([]byte(r.body), &p) != nil || p.Status != 429 || !strings.Contains(r.body, `"title":"Too Many Requests"`) ||

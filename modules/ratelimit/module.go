@@ -17,6 +17,7 @@
 package ratelimit
 
 import (
+	"context"
 	"log/slog"
 
 	"go.uber.org/fx"
@@ -45,15 +46,49 @@ type Params struct {
 }
 
 // NewFx builds the configured backend and ties its background work to the
-// app's lifecycle.
+// app's lifecycle. The Redis backend's client is closed on stop, after the
+// HTTP server has stopped (Fx stops in reverse order of start).
 func NewFx(p Params) (Limiter, error) {
-	if err := p.Config.Validate(); err != nil {
+	cfg := p.Config
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	m := NewMemory(MemoryOptions{MaxClients: p.Config.MaxClients})
-	p.Lifecycle.Append(fx.StartStopHook(m.Start, m.Stop))
-	p.Log.Info("rate limiter", slog.String("backend", BackendMemory), slog.String("policy", PolicyField(p.Config.Limit())))
-	return m, nil
+	log := p.Log.With(slog.String("backend", cfg.Backend))
+	if cfg.Backend == BackendMemory {
+		m := NewMemory(MemoryOptions{MaxClients: cfg.MaxClients})
+		p.Lifecycle.Append(fx.StartStopHook(m.Start, m.Stop))
+		log.Info("rate limiter", slog.String("policy", PolicyField(cfg.Limit())))
+		return m, nil
+	}
+	client := NewRedisClient(cfg.Redis)
+	r := NewRedis(client, RedisOptions{
+		KeyPrefix:   cfg.Redis.KeyPrefix,
+		Timeout:     cfg.Redis.Timeout,
+		FailureMode: cfg.FailureMode,
+		LocalShare:  cfg.LocalShare,
+		MaxClients:  cfg.MaxClients,
+		Log:         log,
+	})
+	p.Lifecycle.Append(fx.Hook{
+		OnStart: func(context.Context) error {
+			r.Start()
+			return nil
+		},
+		OnStop: func(context.Context) error {
+			r.Stop()
+			return client.Close()
+		},
+	})
+	log.Info("rate limiter", slog.String("policy", PolicyField(cfg.Limit())),
+		slog.Any("redis", redisAddrs(cfg.Redis)), slog.String("failure_mode", string(cfg.FailureMode)))
+	return r, nil
+}
+
+func redisAddrs(c RedisConfig) []string {
+	if len(c.Addrs) > 0 {
+		return c.Addrs
+	}
+	return []string{c.Addr}
 }
 
 // MiddlewareParams are what the rate-limit stage needs: the routes, to check
@@ -96,5 +131,9 @@ func limiterState(l Limiter, backend string) check.State {
 	case FailClosed:
 		status = check.Fail
 	}
-	return check.State{Status: status, Details: map[string]any{"backend": backend, "mode": mode}}
+	details := map[string]any{"backend": backend, "mode": mode}
+	if r, ok := l.(*Redis); ok && r.Unmetered() > 0 {
+		details["unmetered"] = r.Unmetered()
+	}
+	return check.State{Status: status, Details: details}
 }
