@@ -1,0 +1,282 @@
+package ratelimit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Why a request was not decided by Redis; Allow then follows the failure
+// mode.
+var (
+	errBreakerOpen = errors.New("ratelimit: redis circuit breaker open")
+	errQueueFull   = errors.New("ratelimit: redis request queue full")
+	errQueueWait   = errors.New("ratelimit: redis deadline passed in the queue")
+)
+
+// request is one Allow waiting for a worker. The worker's send on done is
+// its last use of the request.
+type request struct {
+	ctx      context.Context
+	key      string // the bucket's Redis key
+	hash     uint64 // the bucket's key in the cache of denials
+	bucket   bucket
+	deadline time.Time  // when the caller stops waiting for Redis
+	done     chan reply // buffered: the worker never blocks on it
+}
+
+type reply struct {
+	d   Decision
+	err error
+}
+
+// batch is a worker's reusable state: the requests it took, and the buckets
+// they ask of Redis, one per distinct key.
+type batch struct {
+	reqs  []*request
+	group []int // per request: the index of its bucket in asks
+	pos   []int // per request: how many requests for its key came before it
+	asks  []ask
+	index map[string]int // key -> index in asks
+
+	keys []string // for the script call
+	args []any
+}
+
+// ask is one bucket's part of a script call: n tokens, and Redis's answer.
+type ask struct {
+	key     string
+	hash    uint64 // the key's entry in the cache of denials
+	bucket  bucket
+	n       int64
+	granted int64 // how many of the n Redis granted
+	reset   int64 // µs from Redis's now until the bucket is full again
+	err     error
+}
+
+func newBatch() *batch {
+	return &batch{index: make(map[string]int)}
+}
+
+// work decides the requests of queue until Stop: it waits for one, takes
+// whatever else is queued then (up to maxBatch) without waiting, and decides
+// them together, so that a lone request goes at once.
+func (r *Redis) work(queue chan *request) {
+	defer r.wg.Done()
+	b := newBatch()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case req := <-queue:
+			b.reqs = append(b.reqs, req)
+		drain:
+			for len(b.reqs) < maxBatch {
+				select {
+				case req := <-queue:
+					b.reqs = append(b.reqs, req)
+				default:
+					break drain
+				}
+			}
+			r.decide(b)
+		}
+	}
+}
+
+// decideNow decides req alone, in the caller's goroutine.
+func (r *Redis) decideNow(req *request) {
+	b := newBatch()
+	b.reqs = append(b.reqs, req)
+	r.decide(b)
+}
+
+// decide answers every request of b and empties it. A request whose caller
+// has gone, whose deadline has passed, whose client's bucket is known to be
+// empty, or that comes while the breaker is open, is answered without Redis;
+// the rest are decided by one call, bounded by the earliest deadline among
+// them.
+func (r *Redis) decide(b *batch) {
+	defer b.reset()
+	now, local := time.Now(), r.clock.micros()
+	var earliest time.Time
+	live := b.reqs[:0]
+	for _, req := range b.reqs {
+		if err := req.ctx.Err(); err != nil {
+			req.done <- reply{err: err}
+			continue
+		}
+		if !now.Before(req.deadline) {
+			req.done <- reply{err: errQueueWait}
+			continue
+		}
+		if d, ok := r.cachedDenial(req.hash, req.bucket, local); ok {
+			req.done <- reply{d: d}
+			continue
+		}
+		if r.breaker.isOpen() {
+			req.done <- reply{err: errBreakerOpen}
+			continue
+		}
+		if earliest.IsZero() || req.deadline.Before(earliest) {
+			earliest = req.deadline
+		}
+		live = append(live, req)
+	}
+	if len(live) == 0 {
+		return
+	}
+	b.reqs = live
+	b.groupByKey()
+	ctx, cancel := context.WithDeadline(context.Background(), earliest)
+	err := r.eval(ctx, b)
+	cancel()
+	r.record(err, earliest.Sub(now))
+	r.answer(b, r.clock.micros())
+}
+
+// groupByKey makes one ask per distinct key, for as many tokens as there are
+// requests for it, in the order they came.
+func (b *batch) groupByKey() {
+	for _, req := range b.reqs {
+		i, ok := b.index[req.key]
+		if !ok {
+			i = len(b.asks)
+			b.index[req.key] = i
+			b.asks = append(b.asks, ask{key: req.key, hash: req.hash, bucket: req.bucket})
+		}
+		b.group = append(b.group, i)
+		b.pos = append(b.pos, int(b.asks[i].n))
+		b.asks[i].n++
+	}
+}
+
+// answer gives each request its decision from its ask: of the requests for
+// a key, the first granted are allowed, as if each had taken its token in
+// turn at Redis's now, and the rest are denied. A bucket left empty is
+// cached as denied until its next token is due, counted from received
+// (local µs, when Redis's answer came): so the local denial ends no earlier
+// than Redis's would, and at most a round trip later, and the RetryAfter
+// of a cached denial is never shorter than Redis's.
+func (r *Redis) answer(b *batch, received int64) {
+	for i := range b.asks {
+		a := &b.asks[i]
+		if a.err != nil {
+			continue
+		}
+		if next := a.reset + a.bucket.interval - a.bucket.tolerance; next > 0 {
+			r.cacheDenial(a.hash, received+next, received)
+		}
+	}
+	for j, req := range b.reqs {
+		a := &b.asks[b.group[j]]
+		if a.err != nil {
+			req.done <- reply{err: a.err}
+			continue
+		}
+		req.done <- reply{d: a.decision(int64(b.pos[j]))}
+	}
+}
+
+// decision is the answer to the request at position pos among those for
+// a's key: what bucket.take and bucket.decision give for it when each
+// request takes its token in turn at Redis's now (here 0).
+func (a *ask) decision(pos int64) Decision {
+	if pos < a.granted {
+		tat := a.reset - (a.granted-1-pos)*a.bucket.interval
+		return a.bucket.decision(tat, 0, true)
+	}
+	return a.bucket.decision(a.reset, 0, false)
+}
+
+func (b *batch) reset() {
+	clear(b.reqs[:cap(b.reqs)])
+	b.reqs, b.group, b.pos = b.reqs[:0], b.group[:0], b.pos[:0]
+	b.asks = b.asks[:0]
+	clear(b.index)
+}
+
+// eval asks Redis for every ask of b, filling in their answers: one script
+// call for all of them on a single node, one call per key in a pipeline on
+// a cluster. It returns the first error, after which some asks, or all,
+// have their err set.
+func (r *Redis) eval(ctx context.Context, b *batch) error {
+	if r.perKey {
+		return r.evalPerKey(ctx, b)
+	}
+	b.keys, b.args = b.keys[:0], b.args[:0]
+	for _, a := range b.asks {
+		b.keys = append(b.keys, a.key)
+		b.args = append(b.args, a.bucket.interval, a.bucket.tolerance, a.n)
+	}
+	res, err := r.script.Run(ctx, r.client, b.keys, b.args...).Int64Slice()
+	if err == nil && len(res) != 2*len(b.asks) {
+		err = fmt.Errorf("the script answered %d numbers for %d keys", len(res), len(b.asks))
+	}
+	if err != nil {
+		err = fmt.Errorf("ratelimit: redis: %w", err)
+		for i := range b.asks {
+			b.asks[i].err = err
+		}
+		return err
+	}
+	for i := range b.asks {
+		b.asks[i].granted, b.asks[i].reset = res[2*i], res[2*i+1]
+	}
+	return nil
+}
+
+// evalPerKey asks for each key with its own EVALSHA, all in one pipeline,
+// which a cluster client splits by node. Keys whose node did not know the
+// script are asked again with EVAL.
+func (r *Redis) evalPerKey(ctx context.Context, b *batch) error {
+	cmds := make([]*redis.Cmd, len(b.asks))
+	run := func(which []int, eval bool) {
+		_, _ = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, i := range which {
+				a := &b.asks[i]
+				keys := []string{a.key}
+				if eval {
+					cmds[i] = r.script.Eval(ctx, p, keys, a.bucket.interval, a.bucket.tolerance, a.n)
+				} else {
+					cmds[i] = r.script.EvalSha(ctx, p, keys, a.bucket.interval, a.bucket.tolerance, a.n)
+				}
+			}
+			return nil
+		}) // each command's error is read below
+	}
+	all := make([]int, len(b.asks))
+	for i := range all {
+		all[i] = i
+	}
+	run(all, false)
+	var again []int
+	for i, cmd := range cmds {
+		if errors.Is(cmd.Err(), redis.ErrNoScript) || redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+			again = append(again, i)
+		}
+	}
+	if len(again) > 0 {
+		run(again, true)
+	}
+	var first error
+	for i, cmd := range cmds {
+		a := &b.asks[i]
+		res, err := cmd.Int64Slice()
+		if err == nil && len(res) != 2 {
+			err = fmt.Errorf("the script answered %d numbers for 1 key", len(res))
+		}
+		if err != nil {
+			a.err = fmt.Errorf("ratelimit: redis: %w", err)
+			if first == nil {
+				first = a.err
+			}
+			continue
+		}
+		a.granted, a.reset = res[0], res[1]
+	}
+	return first
+}
