@@ -115,6 +115,7 @@ func TestLoadConfigErrorsNameTheSetting(t *testing.T) {
 		{"rate limit failure mode", "", map[string]string{"SERVICE_RATELIMIT_FAILURE_MODE": "maybe"}, "SERVICE_RATELIMIT_FAILURE_MODE"},
 		{"rate limit local share", "", map[string]string{"SERVICE_RATELIMIT_LOCAL_SHARE": "1.5"}, "SERVICE_RATELIMIT_LOCAL_SHARE"},
 		{"redis timeout", "", map[string]string{"SERVICE_RATELIMIT_BACKEND": "redis", "SERVICE_REDIS_TIMEOUT": "0s"}, "SERVICE_REDIS_TIMEOUT"},
+		{"key prefix with a hash tag", "", map[string]string{"SERVICE_RATELIMIT_BACKEND": "redis", "SERVICE_RATELIMIT_KEY_PREFIX": "rl{x}"}, "SERVICE_RATELIMIT_KEY_PREFIX"},
 		{"rate limit in file", "ratelimit:\n  burst: 0\n", nil, "SERVICE_RATELIMIT_BURST"},
 		{"unknown key in file", "http:\n  adress: :1\n", nil, "adress"},
 		{"bad duration in file", "http:\n  request_timeout: 3x\n", nil, "request_timeout"},

@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -128,8 +129,8 @@ func (c RedisConfig) validate() error {
 	if c.Timeout <= 0 {
 		return fmt.Errorf("SERVICE_REDIS_TIMEOUT=%s: must be positive", c.Timeout)
 	}
-	if c.KeyPrefix == "" {
-		return fmt.Errorf("SERVICE_RATELIMIT_KEY_PREFIX: must not be empty")
+	if c.KeyPrefix == "" || strings.ContainsAny(c.KeyPrefix, "{}") {
+		return fmt.Errorf("SERVICE_RATELIMIT_KEY_PREFIX=%q: must be set, without braces (they would put every client on one cluster slot)", c.KeyPrefix)
 	}
 	return nil
 }
