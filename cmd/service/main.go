@@ -3,6 +3,10 @@
 //	service [-config FILE]    run the service (configuration: DESIGN.md section 3)
 //	service healthcheck       exit 0 when the admin /readyz says ready, else 1
 //	service version           print the version
+//	service devcerts [-dir DIR] [-trust-domain TD] [-force]
+//	                          write development certificates for mTLS
+//	service devtoken -secret-env VAR [-sub S] [-iss I] [-aud A] [-ttl D]
+//	                          print an HS256 token for local development
 //
 // It is the only place that exits.
 package main
@@ -37,6 +41,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 0
 		case "healthcheck":
 			return healthcheck(args[1:], stderr)
+		case "devcerts":
+			return devcerts(args[1:], stdout, stderr)
+		case "devtoken":
+			return devtoken(args[1:], stdout, stderr)
 		}
 	}
 	cfg, code := loadConfig("service", args, stderr)

@@ -180,7 +180,7 @@ func refuseExisting(paths []string) error {
 	if len(existing) == 0 {
 		return nil
 	}
-	return fmt.Errorf("%s: %w (allow overwriting to replace them)", strings.Join(existing, ", "), fs.ErrExist)
+	return fmt.Errorf("%s: %w", strings.Join(existing, ", "), fs.ErrExist)
 }
 
 // checkTrustDomain checks a SPIFFE trust domain name: 1 to 255 characters,
