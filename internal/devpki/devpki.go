@@ -122,7 +122,11 @@ type Leaf struct {
 }
 
 // TLS is the leaf as a tls.Certificate for tls.Config.Certificates: its
-// chain is the leaf alone, since the CA issues leaves directly.
+// chain is the leaf alone, since the CA issues leaves directly. A test
+// client that must present a leaf the server does not trust (from another
+// CA) should return it from tls.Config.GetClientCertificate: with
+// Certificates, crypto/tls sends no certificate at all when the leaf's
+// issuer is not among the CAs the server asks for.
 func (l *Leaf) TLS() tls.Certificate {
 	return tls.Certificate{
 		Certificate: [][]byte{l.Certificate.Raw},
