@@ -30,20 +30,23 @@ const (
 // mix; one that holds the old file open keeps reading the old contents. The
 // directory must exist. On error path is unchanged and the temporary file
 // is removed.
-func WriteFile(path string, data []byte, perm fs.FileMode) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
+func WriteFile(path string, data []byte, perm fs.FileMode) error {
+	if err := replaceFile(path, data, perm); err != nil {
 		return fmt.Errorf("devpki: write %s: %w", path, err)
+	}
+	return nil
+}
+
+// replaceFile is WriteFile without the error's context.
+func replaceFile(path string, data []byte, perm fs.FileMode) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
 	}
 	defer func() {
 		if err != nil {
 			_ = tmp.Close() // a second Close after a failed one is harmless
 			_ = os.Remove(tmp.Name())
-			err = fmt.Errorf("devpki: write %s: %w", path, err)
 		}
 	}()
 	if err := tmp.Chmod(perm); err != nil {
