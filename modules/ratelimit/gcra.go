@@ -20,22 +20,42 @@ type Limit struct {
 	Period time.Duration
 	Burst  int
 
-	// interval caches Period/Rate for the Rate and Period it was computed
-	// from (see prepared); a changed copy computes it again.
-	interval intervalCache
+	// prep holds what deciding under the limit computes from it, when it
+	// was prepared (see prepared) and still has the name, Rate and Period it
+	// was prepared with; a changed copy computes them again.
+	prep *preparation
 }
 
-type intervalCache struct {
-	rate   int
-	period time.Duration
-	micros int64
+type preparation struct {
+	name     string
+	rate     int
+	period   time.Duration
+	interval int64  // µs per token
+	nameHash uint64 // see hashName
 }
 
-// prepared returns l with its interval computed, so that deciding under it
-// does one division less: the stage prepares each route's limit once.
+// prepared returns l with what deciding under it needs computed once, so
+// that a decision does one division and one hash less: the stage prepares
+// each route's limit when it builds the route's chain.
 func (l Limit) prepared() Limit {
-	l.interval = intervalCache{rate: l.Rate, period: l.Period, micros: l.intervalMicros()}
+	l.prep = &preparation{name: l.Name, rate: l.Rate, period: l.Period, interval: l.intervalMicros(), nameHash: hashName(l.Name)}
 	return l
+}
+
+// preparation returns l's preparation if it is still l's.
+func (l Limit) preparation() *preparation {
+	if p := l.prep; p != nil && p.rate == l.Rate && p.period == l.Period && p.name == l.Name {
+		return p
+	}
+	return nil
+}
+
+// nameHash is hashName(l.Name).
+func (l Limit) nameHash() uint64 {
+	if p := l.preparation(); p != nil {
+		return p.nameHash
+	}
+	return hashName(l.Name)
 }
 
 // LimitOf converts a route's own limit; the zero value gives def.
@@ -129,8 +149,10 @@ type bucket struct {
 }
 
 func (l Limit) bucket() bucket {
-	interval := l.interval.micros
-	if l.interval.rate != l.Rate || l.interval.period != l.Period || interval == 0 {
+	var interval int64
+	if p := l.preparation(); p != nil {
+		interval = p.interval
+	} else {
 		interval = l.intervalMicros()
 	}
 	return bucket{interval: interval, tolerance: interval * int64(l.Burst)}

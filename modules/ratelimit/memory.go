@@ -64,16 +64,7 @@ func (m *Memory) Allow(_ context.Context, key string, limit Limit) (Decision, er
 }
 
 func (m *Memory) allow(key string, limit Limit) Decision {
-	h := hashKey(m.seed, limit.Name, key)
-	b := limit.bucket()
-	now := m.clock.micros()
-	s := m.table.shard(h)
-	newTAT, d := b.allow(s.get(h), now)
-	if d.Allowed {
-		m.table.put(s, h, newTAT, now)
-	}
-	s.mu.Unlock()
-	return d
+	return m.table.allow(hashKey(m.seed, limit, key), limit.bucket(), m.clock.micros())
 }
 
 // Len reports how many clients are tracked.
@@ -105,11 +96,24 @@ func (m *Memory) sweepLoop() {
 	}
 }
 
-// hashKey is the table key of a client's bucket under the limit named name.
-// With a random seed per process no client can aim at another's bucket, and
-// the chance that any two of a million clients share one is about 3 in 10^8.
-func hashKey(seed maphash.Seed, name, key string) uint64 {
-	return maphash.String(seed, key) ^ bits.RotateLeft64(maphash.String(seed, name)*0x9e3779b97f4a7c15, 29)
+// hashKey is the table key of a client's bucket under limit: the client's
+// key hashed with a random seed per process, so that no client can aim at
+// another's bucket, mixed with the limit's name. The chance that any two of a
+// million clients share a bucket is about 3 in 10^8.
+func hashKey(seed maphash.Seed, limit Limit, key string) uint64 {
+	return maphash.String(seed, key) ^ limit.nameHash()
+}
+
+// hashName spreads a limit's name over 64 bits (FNV-1a, then a multiply so
+// that the top bits, which pick the shard, depend on every byte). Names are
+// the service's own, so no seed is needed.
+func hashName(name string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(name); i++ {
+		h ^= uint64(name[i])
+		h *= 1099511628211
+	}
+	return bits.RotateLeft64(h*0x9e3779b97f4a7c15, 32)
 }
 
 // clock reads monotonic microseconds since it was made (plus one, so that a

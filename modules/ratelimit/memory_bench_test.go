@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"sort"
 	"sync"
@@ -90,8 +91,19 @@ func BenchmarkMemoryBytesPerClient(b *testing.B) {
 // the memory limiter against the mutex-guarded map of x/time/rate limiters,
 // both on the same 10,000 clients, alternately over a few rounds (the order
 // flipping each round). It reports each one's ns/decision (the median) and
-// the median of the rounds' ratios, x-peer (goal: at least 2).
+// the median of the rounds' ratios, x-peer (goal: at least 2). It runs with
+// RunParallel's default of one goroutine per CPU, and with 64 goroutines,
+// as many as a busy server has requests in flight.
 func BenchmarkMemoryDecisions(b *testing.B) {
+	for _, callers := range []int{runtime.GOMAXPROCS(0), 64} {
+		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
+			b.SetParallelism(max(callers/runtime.GOMAXPROCS(0), 1))
+			compareDecisions(b)
+		})
+	}
+}
+
+func compareDecisions(b *testing.B) {
 	const clients, rounds = 10_000, 5
 	keys := make([]string, clients)
 	for i := range keys {

@@ -221,7 +221,7 @@ func isSharded(client redis.UniversalClient) bool {
 // ends first. It waits at most about the Timeout.
 func (r *Redis) Allow(ctx context.Context, key string, limit Limit) (Decision, error) {
 	b := limit.bucket()
-	h := hashKey(r.seed, limit.Name, key)
+	h := hashKey(r.seed, limit, key)
 	if d, ok := r.cachedDenial(h, b, r.clock.micros()); ok {
 		return d, nil
 	}
@@ -357,9 +357,7 @@ func (r *Redis) redisKey(name, client string) string {
 // cachedDenial is the decision for a client whose bucket is known to be
 // empty at now (local µs), if it is.
 func (r *Redis) cachedDenial(h uint64, b bucket, now int64) (Decision, bool) {
-	s := r.denials.shard(h)
-	until := s.get(h) // 0 when absent
-	s.mu.Unlock()
+	until := r.denials.load(h) // 0 when absent
 	if until <= now {
 		return Decision{}, false
 	}
@@ -369,7 +367,5 @@ func (r *Redis) cachedDenial(h uint64, b bucket, now int64) (Decision, bool) {
 
 // cacheDenial records that a client's next token is due at until (local µs).
 func (r *Redis) cacheDenial(h uint64, until, now int64) {
-	s := r.denials.shard(h)
-	r.denials.put(s, h, until, now)
-	s.mu.Unlock()
+	r.denials.store(h, until, now)
 }
