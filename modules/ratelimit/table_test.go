@@ -8,14 +8,13 @@ import (
 	"time"
 )
 
-// TestTableLockFreeUpdatesLoseNothing races lock-free decisions on a few
-// hundred clients against what moves entries: shards growing as a stream of
-// new clients arrives, and sweeps. With the clock standing still each client
-// must get exactly its burst, however often its entry was frozen and moved
-// meanwhile. At the cap, evictions join in: a client evicted comes back with
-// a full bucket, so there only the cap is checked (and the race detector
-// watches).
-func TestTableLockFreeUpdatesLoseNothing(t *testing.T) {
+// TestTableConcurrentUpdatesLoseNothing races decisions on a few hundred
+// clients against what moves entries: shards growing as a stream of new
+// clients arrives, and sweeps. With the clock standing still each client must
+// get exactly its burst, however often its entry moved meanwhile. At the
+// cap, evictions join in: a client evicted comes back with a full bucket, so
+// there only the cap is checked (and the race detector watches).
+func TestTableConcurrentUpdatesLoseNothing(t *testing.T) {
 	for _, tt := range []struct {
 		name string
 		max  int
