@@ -122,3 +122,24 @@ func FuzzAddrKeyGroupsA64(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAddrKeyOfAnyString: whatever string comes in, an address gets the key
+// of its canonical form, so that one client cannot write itself two ways.
+func FuzzAddrKeyOfAnyString(f *testing.F) {
+	for _, s := range []string{"192.0.2.1", "::ffff:192.0.2.1", "2001:DB8::1", "fe80::1%eth0", "010.0.0.1", "1.2.3.4%x", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := addrKey(s)
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			if got != s {
+				t.Fatalf("addrKey(%q) = %q, want the input back for what is no address", s, got)
+			}
+			return
+		}
+		if want := addrKey(a.WithZone("").Unmap().String()); got != want {
+			t.Fatalf("addrKey(%q) = %q, but its canonical form %s gives %q", s, got, a, want)
+		}
+	})
+}
