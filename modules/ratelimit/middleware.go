@@ -94,8 +94,8 @@ func PolicyField(l Limit) string {
 // name: the requests remaining and the seconds until the bucket is full, as
 // in `"default";r=19;t=1`.
 func RateLimitField(name string, d Decision) string {
-	b := make([]byte, 0, len(name)+32)
-	b = append(b, '"')
+	var buf [64]byte // on the stack: the string below is the one allocation
+	b := append(buf[:0], '"')
 	b = append(b, name...)
 	b = append(b, `";r=`...)
 	b = strconv.AppendInt(b, int64(d.Remaining), 10)
