@@ -18,6 +18,13 @@ func ClientKey(c *gin.Context) string {
 	if p, ok := principal.FromContext(c.Request.Context()); ok && p.Subject != "" {
 		return "principal:" + p.Issuer + "|" + p.Subject
 	}
+	return AddressKey(c)
+}
+
+// AddressKey is the key of a request's client address, whoever the caller
+// claims to be: "ip:" + the address gin resolves with the trusted proxies, an
+// IPv6 one's /64.
+func AddressKey(c *gin.Context) string {
 	var ip string
 	if h := c.Request.Header; h["X-Forwarded-For"] == nil && h["X-Real-Ip"] == nil {
 		// Nothing forwarded: the peer is the client, trusted or not. This

@@ -22,19 +22,24 @@ import (
 
 	"go.uber.org/fx"
 
+	"github.com/meshkit/meshkit/internal/attempt"
 	"github.com/meshkit/meshkit/internal/check"
 	"github.com/meshkit/meshkit/internal/route"
 )
 
 // Module provides the [Limiter] of the configured backend, the rate-limit
-// stage, and the limiter's component on /readyz.
+// stage, the limiter's component on /readyz, and an attempt.Charger for
+// stages that charge unverified work to the client's address.
 var Module = fx.Module("ratelimit",
 	fx.Provide(
 		NewFx,
 		route.AsMiddleware(middlewareFx),
 		check.AsComponents(componentsFx),
+		fx.Annotate(chargerFx, fx.As(new(attempt.Charger))),
 	),
 )
+
+func chargerFx(l Limiter, cfg Config) *Charger { return NewCharger(l, cfg.Limit()) }
 
 // Params are what [NewFx] needs.
 type Params struct {
