@@ -1,0 +1,237 @@
+package security
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// ErrTLSOff is returned (wrapped) by [NewTLS] for a configuration without a
+// certificate: there is nothing to serve TLS with.
+var ErrTLSOff = errors.New("security: TLS is off (no certificate file)")
+
+// TLS is the source of the API listener's tls.Config. It holds the material
+// loaded from the files of a [TLSConfig] (the server certificate and key, and
+// with mutual TLS the client CAs) and the SPIFFE allow-list, and swaps them
+// without a restart: every new handshake, through
+// tls.Config.GetConfigForClient, uses the material current at that moment,
+// while open connections keep the material they were made with.
+//
+// The material changes with [TLS.Reload], which [TLS.Start]'s watcher calls
+// when the files change on disk, and the allow-list with
+// [TLS.SetAllowedSPIFFEIDs]. Its methods are safe for concurrent use.
+type TLS struct {
+	files []string // the files read, in a fixed order: cert, key[, client CAs]
+	mTLS  bool
+	log   *slog.Logger
+
+	current atomic.Pointer[material]
+	allowed atomic.Pointer[allowList]
+
+	reloadMu sync.Mutex // serializes reloads; guards bad
+	bad      *badChange // the files' last change that did not load, if not since undone
+
+	// The watcher, see tls_reload.go.
+	interval   time.Duration // backstop: files are re-read this often
+	settle     time.Duration // quiet time after a file event before the re-read
+	newWatcher func() (*fsnotify.Watcher, error)
+	startOnce  sync.Once
+	stopOnce   sync.Once
+	stop, done chan struct{}
+}
+
+// material is one loaded set of files, with the per-handshake tls.Config
+// built from it. It is never modified once made.
+type material struct {
+	key       [sha256.Size]byte // of the files' contents: tells a change
+	leaf      *x509.Certificate
+	clientCAs int // how many certificates the client CA file held
+	config    *tls.Config
+}
+
+// nextProtos are the ALPN protocols offered, HTTP/2 first.
+var nextProtos = []string{"h2", "http/1.1"}
+
+// NewTLS loads the files of cfg (which must have TLS on) and returns the
+// source of the API listener's tls.Config. It fails if cfg is invalid (see
+// [Config.Validate]), if TLS is off ([ErrTLSOff]), or if the files do not
+// load: unreadable, not PEM, a key that does not match the certificate, an
+// expired certificate, or a client CA file without a certificate. log
+// receives the reload lines; nil discards them. Nothing runs in the
+// background until [TLS.Start].
+func NewTLS(cfg TLSConfig, log *slog.Logger) (*TLS, error) {
+	if !cfg.TLSOn() {
+		return nil, fmt.Errorf("security: new TLS: %w", ErrTLSOff)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("security: new TLS: %w", err)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	t := &TLS{
+		files:      []string{cfg.CertFile, cfg.KeyFile},
+		mTLS:       cfg.MutualTLSOn(),
+		log:        log,
+		interval:   cfg.ReloadInterval,
+		settle:     100 * time.Millisecond,
+		newWatcher: fsnotify.NewWatcher,
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+	if t.mTLS {
+		t.files = append(t.files, cfg.ClientCAFile)
+	}
+	allowed, err := newAllowList(cfg.AllowedSPIFFEIDs, t.mTLS)
+	if err != nil {
+		return nil, fmt.Errorf("security: new TLS: allowed SPIFFE IDs: %w", err)
+	}
+	t.allowed.Store(allowed)
+	contents, key, err := t.readFiles()
+	if err != nil {
+		return nil, fmt.Errorf("security: new TLS: %w", err)
+	}
+	m, err := t.load(contents, key)
+	if err != nil {
+		return nil, fmt.Errorf("security: new TLS: %w", err)
+	}
+	t.current.Store(m)
+	t.log.Info("tls: loaded", m.logAttrs(t.mTLS)...)
+	return t, nil
+}
+
+// Config returns a new tls.Config for the API's http.Server. Its
+// GetConfigForClient returns, for each handshake, the configuration built from
+// the current material: the server certificate, TLS 1.2 at least (1.3 is
+// negotiated whenever the client offers it), ALPN h2 and http/1.1, and with
+// mutual TLS a required client certificate verified against the current
+// client CAs, then authorized by VerifyConnection (see [TLS.SetAllowedSPIFFEIDs]),
+// which runs on resumed sessions too. Session tickets are encrypted with the
+// returned Config's keys, so sessions resume across reloads; a resumed session
+// is checked against the current client CAs and allow-list.
+func (t *TLS) Config() *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		NextProtos: nextProtos,
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			return t.current.Load().config, nil
+		},
+	}
+}
+
+// readFiles reads t.files and returns their contents and a key that changes
+// whenever any of them does, including from readable to unreadable. err is
+// the first read error; the key is still valid then.
+func (t *TLS) readFiles() (contents [][]byte, key [sha256.Size]byte, err error) {
+	h := sha256.New()
+	contents = make([][]byte, len(t.files))
+	for i, name := range t.files {
+		data, readErr := os.ReadFile(name)
+		if readErr != nil {
+			fmt.Fprintf(h, "%d:error:%v;", i, readErr)
+			if err == nil {
+				err = readErr // names the file already
+			}
+			continue
+		}
+		contents[i] = data
+		fmt.Fprintf(h, "%d:%d:", i, len(data))
+		h.Write(data)
+	}
+	h.Sum(key[:0])
+	return contents, key, err
+}
+
+// load makes material of the files' contents, in the order of t.files.
+func (t *TLS) load(contents [][]byte, key [sha256.Size]byte) (*material, error) {
+	certPEM, keyPEM := contents[0], contents[1]
+	if _, err := parseCertificates(certPEM); err != nil {
+		return nil, fmt.Errorf("certificate %s: %w", t.files[0], err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("certificate %s and key %s: %w", t.files[0], t.files[1], err)
+	}
+	leaf := cert.Leaf // set by X509KeyPair since Go 1.23
+	if time.Now().After(leaf.NotAfter) {
+		return nil, fmt.Errorf("certificate %s: expired at %s", t.files[0], leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
+	m := &material{key: key, leaf: leaf, config: &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		NextProtos:   nextProtos,
+		Certificates: []tls.Certificate{cert},
+	}}
+	if t.mTLS {
+		cas, err := parseCertificates(contents[2])
+		if err != nil {
+			return nil, fmt.Errorf("client CA file %s: %w", t.files[2], err)
+		}
+		pool := x509.NewCertPool()
+		for _, ca := range cas {
+			pool.AddCert(ca)
+		}
+		m.clientCAs = len(cas)
+		m.config.ClientAuth = tls.RequireAndVerifyClientCert
+		m.config.ClientCAs = pool
+		m.config.VerifyConnection = t.verifyConnection
+	}
+	return m, nil
+}
+
+// parseCertificates parses every CERTIFICATE block of a PEM file, skipping
+// blocks of other types (a key next to its certificate). Unlike
+// tls.X509KeyPair and x509.CertPool.AppendCertsFromPEM, it refuses what they
+// silently drop: a block that does not parse, and anything but white space
+// after the last block, which is what a truncated (half-written) file leaves.
+// It fails when there is no certificate.
+func parseCertificates(data []byte) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	rest := data
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("certificate %d: %w", len(certs)+1, err)
+		}
+		certs = append(certs, cert)
+	}
+	switch {
+	case len(bytes.TrimSpace(rest)) > 0:
+		return nil, fmt.Errorf("%d bytes after the last PEM block: truncated or not PEM", len(rest))
+	case len(certs) == 0:
+		return nil, errors.New("no certificate in it")
+	}
+	return certs, nil
+}
+
+// logAttrs describe the material in the log line that announces it.
+func (m *material) logAttrs(mTLS bool) []any {
+	attrs := []any{
+		slog.String("serial", m.leaf.SerialNumber.Text(16)),
+		slog.Time("not_after", m.leaf.NotAfter),
+		slog.String("subject", m.leaf.Subject.String()),
+		slog.Bool("mtls", mTLS),
+	}
+	if mTLS {
+		attrs = append(attrs, slog.Int("client_cas", m.clientCAs))
+	}
+	return attrs
+}
