@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -131,12 +132,17 @@ func (t *TLS) Config() *tls.Config {
 }
 
 // readFiles reads t.files and returns their contents and a key that changes
-// whenever any of them does, including from readable to unreadable. err is
+// whenever any of them does, including from readable to unreadable. A path
+// named twice (a certificate and its key in one file) is read once. err is
 // the first read error; the key is still valid then.
 func (t *TLS) readFiles() (contents [][]byte, key [sha256.Size]byte, err error) {
 	h := sha256.New()
 	contents = make([][]byte, len(t.files))
 	for i, name := range t.files {
+		if j := slices.Index(t.files[:i], name); j >= 0 {
+			contents[i] = contents[j]
+			continue
+		}
 		data, readErr := os.ReadFile(name)
 		if readErr != nil {
 			fmt.Fprintf(h, "%d:error:%v;", i, readErr)

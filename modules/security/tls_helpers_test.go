@@ -38,7 +38,7 @@ type testPKI struct {
 // picks up changes.
 func newTestPKI(t *testing.T, mTLS bool, allowed ...string) *testPKI {
 	t.Helper()
-	p := &testPKI{t: t, ca: newCA(t, "test CA"), dir: t.TempDir()}
+	p := &testPKI{t: t, ca: newTestCA(t, "test CA"), dir: t.TempDir()}
 	p.cfg = TLSConfig{
 		CertFile:         filepath.Join(p.dir, "server.pem"),
 		KeyFile:          filepath.Join(p.dir, "server-key.pem"),
@@ -47,13 +47,13 @@ func newTestPKI(t *testing.T, mTLS bool, allowed ...string) *testPKI {
 	}
 	if mTLS {
 		p.cfg.ClientCAFile = filepath.Join(p.dir, "ca.pem")
-		writeFile(t, p.cfg.ClientCAFile, p.ca.PEM())
+		writeAtomic(t, p.cfg.ClientCAFile, p.ca.PEM())
 	}
 	p.writeServer(p.issueServer())
 	return p
 }
 
-func newCA(t *testing.T, name string) *devpki.CA {
+func newTestCA(t *testing.T, name string) *devpki.CA {
 	t.Helper()
 	ca, err := devpki.NewCA(name)
 	if err != nil {
@@ -62,7 +62,7 @@ func newCA(t *testing.T, name string) *devpki.CA {
 	return ca
 }
 
-func issue(t *testing.T, ca *devpki.CA, opts ...devpki.Option) *devpki.Leaf {
+func issueLeaf(t *testing.T, ca *devpki.CA, opts ...devpki.Option) *devpki.Leaf {
 	t.Helper()
 	leaf, err := ca.Issue(opts...)
 	if err != nil {
@@ -71,8 +71,8 @@ func issue(t *testing.T, ca *devpki.CA, opts ...devpki.Option) *devpki.Leaf {
 	return leaf
 }
 
-// writeFile replaces path atomically, as a careful operator does.
-func writeFile(t *testing.T, path string, data []byte) {
+// writeAtomic replaces path atomically, as a careful operator does.
+func writeAtomic(t *testing.T, path string, data []byte) {
 	t.Helper()
 	if err := devpki.WriteFile(path, data, devpki.CertFileMode); err != nil {
 		t.Fatal(err)
@@ -80,18 +80,18 @@ func writeFile(t *testing.T, path string, data []byte) {
 }
 
 func (p *testPKI) issueServer() *devpki.Leaf {
-	return issue(p.t, p.ca, devpki.DNSNames("localhost"), devpki.IPAddresses(net.IPv4(127, 0, 0, 1)), devpki.ServerAuth())
+	return issueLeaf(p.t, p.ca, devpki.DNSNames("localhost"), devpki.IPAddresses(net.IPv4(127, 0, 0, 1)), devpki.ServerAuth())
 }
 
 // writeServer replaces the certificate file, then the key file.
 func (p *testPKI) writeServer(leaf *devpki.Leaf) {
-	writeFile(p.t, p.cfg.CertFile, leaf.CertPEM)
-	writeFile(p.t, p.cfg.KeyFile, leaf.KeyPEM)
+	writeAtomic(p.t, p.cfg.CertFile, leaf.CertPEM)
+	writeAtomic(p.t, p.cfg.KeyFile, leaf.KeyPEM)
 }
 
 // client issues a client certificate of the CA with the ClientAuth usage.
 func (p *testPKI) client(opts ...devpki.Option) *devpki.Leaf {
-	return issue(p.t, p.ca, append([]devpki.Option{devpki.ClientAuth()}, opts...)...)
+	return issueLeaf(p.t, p.ca, append([]devpki.Option{devpki.ClientAuth()}, opts...)...)
 }
 
 // clientConfig trusts the CA for the server and presents leaf when it is
@@ -170,22 +170,22 @@ func startServer(t *testing.T, config *tls.Config) *testServer {
 // waitLog waits up to 5s for the server's error log to contain want.
 func (s *testServer) waitLog(t *testing.T, want string) {
 	t.Helper()
-	if !eventually(func() bool { return strings.Contains(s.errLog.String(), want) }) {
+	if !tlsEventually(func() bool { return strings.Contains(s.errLog.String(), want) }) {
 		t.Errorf("the server's error log does not say %q; it has:\n%s", want, s.errLog.String())
 	}
 }
 
-// newClient is an HTTP/1.1 client with config; its idle connections are
+// newTLSClient is an HTTP/1.1 client with config; its idle connections are
 // closed when the test ends.
-func newClient(t *testing.T, config *tls.Config) *http.Client {
+func newTLSClient(t *testing.T, config *tls.Config) *http.Client {
 	t.Helper()
 	tr := &http.Transport{TLSClientConfig: config}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
 }
 
-// get does GET url and decodes the handler's answer.
-func get(c *http.Client, url string) (*http.Response, peerAnswer, error) {
+// getPeer does GET url and decodes the handler's answer.
+func getPeer(c *http.Client, url string) (*http.Response, peerAnswer, error) {
 	var a peerAnswer
 	resp, err := c.Get(url)
 	if err != nil {
@@ -199,11 +199,11 @@ func get(c *http.Client, url string) (*http.Response, peerAnswer, error) {
 	return resp, a, json.Unmarshal(body, &a)
 }
 
-// handshake dials addr (host:port of a test server's url) with a new
+// dialTLS dials addr (host:port of a test server's url) with a new
 // connection, completes a handshake and returns its state. A TLS 1.3 client
 // completes its handshake before the server checks its certificate, so a
 // refused client certificate shows only on a request.
-func handshake(t *testing.T, url string, config *tls.Config) (tls.ConnectionState, error) {
+func dialTLS(t *testing.T, url string, config *tls.Config) (tls.ConnectionState, error) {
 	t.Helper()
 	addr := strings.TrimSuffix(strings.TrimPrefix(url, "https://"), "/")
 	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: 5 * time.Second}, Config: config}
@@ -215,8 +215,8 @@ func handshake(t *testing.T, url string, config *tls.Config) (tls.ConnectionStat
 	return conn.(*tls.Conn).ConnectionState(), nil
 }
 
-// eventually polls cond every 10ms for up to 5s.
-func eventually(cond func() bool) bool {
+// tlsEventually polls cond every 10ms for up to 5s.
+func tlsEventually(cond func() bool) bool {
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		if cond() {
 			return true

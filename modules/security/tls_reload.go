@@ -14,8 +14,9 @@ import (
 // badChange is a state of the files that did not load, remembered so that
 // it is logged once however often it is read again.
 type badChange struct {
-	key [sha256.Size]byte
-	err error
+	key    [sha256.Size]byte
+	err    error
+	logged bool
 }
 
 // Reload reads the files now and, when they changed and load, makes new
@@ -28,34 +29,50 @@ type badChange struct {
 // does not match its certificate, an expired certificate) leave the current
 // material in use: the error is logged once for that change and returned by
 // every Reload until the files change again. The watcher started by
-// [TLS.Start] calls Reload; it may be called directly at any time.
+// [TLS.Start] reloads the same way, except that it logs a bad change only
+// once the files have stayed so for a moment (see [TLS.Start]); Reload may
+// be called directly at any time.
 func (t *TLS) Reload() error {
+	_, err := t.reload(true)
+	return err
+}
+
+// reload is Reload. With report false (the watcher), a change that does not
+// load is not logged the first time it is seen: reload returns again true,
+// and logs it when the next call finds the files unchanged. A certificate
+// written before its key, or a file caught half-written, is then not
+// reported once its writer has finished.
+func (t *TLS) reload(report bool) (again bool, err error) {
 	t.reloadMu.Lock()
 	defer t.reloadMu.Unlock()
 	contents, key, err := t.readFiles()
 	current := t.current.Load()
-	switch {
-	case key == current.key:
+	if key == current.key {
 		t.bad = nil // back to what is in use: the next bad change is news
-		return nil
-	case t.bad != nil && key == t.bad.key:
-		return t.bad.err
+		return false, nil
 	}
-	var m *material
-	if err == nil {
-		m, err = t.load(contents, key)
+	if t.bad == nil || key != t.bad.key {
+		var m *material
+		if err == nil {
+			m, err = t.load(contents, key)
+		}
+		if err == nil {
+			t.bad = nil
+			t.current.Store(m)
+			t.log.Info("tls: reloaded", m.logAttrs(t.mTLS)...)
+			return false, nil
+		}
+		t.bad = &badChange{key: key, err: fmt.Errorf("security: reload TLS: %w", err)}
+		if !report {
+			return true, t.bad.err
+		}
 	}
-	if err != nil {
-		err = fmt.Errorf("security: reload TLS: %w", err)
-		t.bad = &badChange{key: key, err: err}
+	if !t.bad.logged {
+		t.bad.logged = true
 		t.log.Error("tls: reload failed, the current certificate stays in use",
-			slog.Any("error", err), slog.String("serial", current.leaf.SerialNumber.Text(16)))
-		return err
+			slog.Any("error", t.bad.err), slog.String("serial", current.leaf.SerialNumber.Text(16)))
 	}
-	t.bad = nil
-	t.current.Store(m)
-	t.log.Info("tls: reloaded", m.logAttrs(t.mTLS)...)
-	return nil
+	return false, t.bad.err
 }
 
 // Start starts watching the files: their directories through fsnotify (a
@@ -64,8 +81,10 @@ func (t *TLS) Reload() error {
 // ReloadInterval as a backstop for what watching misses (a file that is a
 // symlink into another directory, a directory replaced, an unsupported file
 // system). Events are coalesced: the files are read once, shortly after the
-// first event of a burst. When watching cannot start, a warning is logged
-// and the interval alone remains. Start returns at once; it does nothing
+// first event of a burst. Files that do not load are read again after that
+// same short delay, and the error is logged when they have not changed in
+// between: a writer still at work is not reported. When watching cannot
+// start, a warning is logged and the interval alone remains. Start returns at once; it does nothing
 // after the first call or after [TLS.Stop].
 func (t *TLS) Start() {
 	t.startOnce.Do(func() {
@@ -115,7 +134,7 @@ func (t *TLS) dirs() []string {
 }
 
 // run reloads on the watcher's events (w may be nil) and on the interval
-// until Stop. Reload logs its own errors, so run ignores them.
+// until Stop.
 func (t *TLS) run(w *fsnotify.Watcher) {
 	defer close(t.done)
 	var (
@@ -133,7 +152,14 @@ func (t *TLS) run(w *fsnotify.Watcher) {
 	defer settle.Stop()
 	pending := false
 
-	_ = t.Reload() // a change between NewTLS and the watch
+	// Reload logs its own errors; an error here only asks for another look.
+	look := func() {
+		if again, _ := t.reload(false); again && !pending {
+			pending = true
+			settle.Reset(t.settle)
+		}
+	}
+	look() // a change between NewTLS and the watch
 	for {
 		select {
 		case <-t.stop:
@@ -154,12 +180,12 @@ func (t *TLS) run(w *fsnotify.Watcher) {
 			}
 			// An overflow loses events: read the files to be sure.
 			t.log.Warn("tls: watching the certificate files", slog.Any("error", err))
-			_ = t.Reload()
+			look()
 		case <-settle.C:
 			pending = false
-			_ = t.Reload()
+			look()
 		case <-ticker.C:
-			_ = t.Reload()
+			look()
 		}
 	}
 }

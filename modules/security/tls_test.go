@@ -23,10 +23,10 @@ func TestNewTLSRefusesBadFiles(t *testing.T) {
 	p := newTestPKI(t, true)
 	server := p.issueServer()
 	other := p.issueServer()
-	expired := issue(t, p.ca, devpki.DNSNames("localhost"), devpki.ValidFor(time.Now().Add(-2*time.Hour), time.Hour))
+	expired := issueLeaf(t, p.ca, devpki.DNSNames("localhost"), devpki.ValidFor(time.Now().Add(-2*time.Hour), time.Hour))
 	path := func(name string, data []byte) string {
 		f := filepath.Join(t.TempDir(), name)
-		writeFile(t, f, data)
+		writeAtomic(t, f, data)
 		return f
 	}
 	good := p.cfg
@@ -76,29 +76,29 @@ func TestTLSVersionsAndALPN(t *testing.T) {
 	tl := p.newTLS(nil)
 	srv := startServer(t, tl.Config())
 
-	state, err := handshake(t, srv.url, p.clientConfig(nil))
+	state, err := dialTLS(t, srv.url, p.clientConfig(nil))
 	if err != nil || state.Version != tls.VersionTLS13 {
 		t.Errorf("default client: version %x, %v; want TLS 1.3", state.Version, err)
 	}
 	c := p.clientConfig(nil)
 	c.MaxVersion = tls.VersionTLS12
-	if state, err := handshake(t, srv.url, c); err != nil || state.Version != tls.VersionTLS12 {
+	if state, err := dialTLS(t, srv.url, c); err != nil || state.Version != tls.VersionTLS12 {
 		t.Errorf("TLS 1.2 client: version %x, %v; want TLS 1.2", state.Version, err)
 	}
 	c = p.clientConfig(nil)
 	c.MinVersion, c.MaxVersion = tls.VersionTLS10, tls.VersionTLS11
-	if _, err := handshake(t, srv.url, c); err == nil || !strings.Contains(err.Error(), "protocol version") {
+	if _, err := dialTLS(t, srv.url, c); err == nil || !strings.Contains(err.Error(), "protocol version") {
 		t.Errorf("TLS 1.1 client: %v, want a protocol version alert", err)
 	}
 	c = p.clientConfig(nil)
 	c.NextProtos = []string{"h2", "http/1.1"}
-	if state, err := handshake(t, srv.url, c); err != nil || state.NegotiatedProtocol != "h2" {
+	if state, err := dialTLS(t, srv.url, c); err != nil || state.NegotiatedProtocol != "h2" {
 		t.Errorf("ALPN: %q, %v; want h2", state.NegotiatedProtocol, err)
 	}
 
 	tr := &http.Transport{TLSClientConfig: p.clientConfig(nil), ForceAttemptHTTP2: true}
 	defer tr.CloseIdleConnections()
-	resp, answer, err := get(&http.Client{Transport: tr}, srv.url)
+	resp, answer, err := getPeer(&http.Client{Transport: tr}, srv.url)
 	switch {
 	case err != nil:
 		t.Fatal(err)
@@ -116,7 +116,7 @@ func TestMutualTLSRefusesPeers(t *testing.T) {
 	p := newTestPKI(t, true, webID, partner)
 	tl := p.newTLS(nil)
 	srv := startServer(t, tl.Config())
-	otherCA := newCA(t, "another CA")
+	otherCA := newTestCA(t, "another CA")
 
 	refused := []struct {
 		name    string
@@ -124,7 +124,7 @@ func TestMutualTLSRefusesPeers(t *testing.T) {
 		wantLog string
 	}{
 		{"no client certificate", nil, "didn't provide a certificate"},
-		{"certificate from another CA", issue(t, otherCA, devpki.ClientAuth(), devpki.URIs(webID)), "unknown authority"},
+		{"certificate from another CA", issueLeaf(t, otherCA, devpki.ClientAuth(), devpki.URIs(webID)), "unknown authority"},
 		{"expired certificate", p.client(devpki.URIs(webID), devpki.ValidFor(time.Now().Add(-2*time.Hour), time.Hour)), "expired"},
 		{"SPIFFE ID not allowed", p.client(devpki.URIs(otherID)), `SPIFFE ID "` + otherID + `" is not allowed`},
 		{"two URI SANs", p.client(devpki.URIs(webID, "spiffe://partner.example/b")), "has 2 URI SANs"},
@@ -132,12 +132,12 @@ func TestMutualTLSRefusesPeers(t *testing.T) {
 		{"URI SAN not SPIFFE", p.client(devpki.URIs("https://example.org/ns/default/sa/web")), "not a SPIFFE ID"},
 		{"no URI SAN", p.client(devpki.CommonName("web")), "has no SPIFFE ID"},
 		{"trust domain only", p.client(devpki.URIs("spiffe://partner.example")), "names a trust domain, not a workload"},
-		{"server certificate as client", issue(t, p.ca, devpki.ServerAuth(), devpki.URIs(webID)), "incompatible key usage"},
+		{"server certificate as client", issueLeaf(t, p.ca, devpki.ServerAuth(), devpki.URIs(webID)), "incompatible key usage"},
 	}
 	for _, tt := range refused {
 		t.Run(tt.name, func(t *testing.T) {
 			reached := srv.reached.Load()
-			resp, _, err := get(newClient(t, p.clientConfig(tt.leaf)), srv.url)
+			resp, _, err := getPeer(newTLSClient(t, p.clientConfig(tt.leaf)), srv.url)
 			if err == nil {
 				t.Fatalf("got %s, want the handshake to fail", resp.Status)
 			}
@@ -157,7 +157,7 @@ func TestMutualTLSRefusesPeers(t *testing.T) {
 	}
 	for _, tt := range allowed {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, answer, err := get(newClient(t, p.clientConfig(p.client(devpki.URIs(tt.id)))), srv.url)
+			resp, answer, err := getPeer(newTLSClient(t, p.clientConfig(p.client(devpki.URIs(tt.id)))), srv.url)
 			switch {
 			case err != nil:
 				t.Fatal(err)
@@ -188,7 +188,7 @@ func TestMutualTLSWithoutAllowList(t *testing.T) {
 	}
 	for _, tt := range accepted {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, answer, err := get(newClient(t, p.clientConfig(tt.leaf)), srv.url)
+			resp, answer, err := getPeer(newTLSClient(t, p.clientConfig(tt.leaf)), srv.url)
 			switch {
 			case err != nil:
 				t.Fatal(err)
@@ -201,7 +201,7 @@ func TestMutualTLSWithoutAllowList(t *testing.T) {
 	}
 	reached := srv.reached.Load()
 	for _, leaf := range []*devpki.Leaf{p.client(devpki.URIs(webID), devpki.AsCA()), p.client(devpki.URIs(webID, otherID))} {
-		if resp, _, err := get(newClient(t, p.clientConfig(leaf)), srv.url); err == nil {
+		if resp, _, err := getPeer(newTLSClient(t, p.clientConfig(leaf)), srv.url); err == nil {
 			t.Errorf("%v: got %s, want the handshake to fail", leaf.Certificate.URIs, resp.Status)
 		}
 	}
@@ -249,7 +249,7 @@ func TestResumedSessionOfDeauthorizedPeerIsRefused(t *testing.T) {
 			client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 
 			for i, wantResumed := range []int32{0, 1} { // a full handshake, then a resumed one
-				resp, answer, err := get(client, srv.url)
+				resp, answer, err := getPeer(client, srv.url)
 				if err != nil {
 					t.Fatalf("request %d: %v", i, err)
 				}
@@ -265,11 +265,11 @@ func TestResumedSessionOfDeauthorizedPeerIsRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 			reached := srv.reached.Load()
-			if resp, _, err := get(client, srv.url); err == nil {
+			if resp, _, err := getPeer(client, srv.url); err == nil {
 				t.Fatalf("de-authorized peer: got %s, want the handshake to fail", resp.Status)
 			}
 			srv.waitLog(t, `SPIFFE ID "`+webID+`" is not allowed`)
-			if !eventually(func() bool { return resumed.Load() == 2 && refused.Load() == 1 }) {
+			if !tlsEventually(func() bool { return resumed.Load() == 2 && refused.Load() == 1 }) {
 				t.Errorf("%d resumed handshakes, %d refused; want the third attempt resumed and refused", resumed.Load(), refused.Load())
 			}
 			if n := srv.reached.Load() - reached; n != 0 {
