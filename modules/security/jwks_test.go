@@ -22,6 +22,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -541,4 +542,23 @@ func TestFetchJWKSRefusesBadAnswers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzParseJWKS: any document gives a set of usable keys or an error, never
+// a panic, and every key of a set fits one of the algorithms allowed.
+func FuzzParseJWKS(f *testing.F) {
+	f.Add(jwksJSON(f, newSigningKey(f, "ec", "P-256").jwk, newSigningKey(f, "ed", "Ed25519").jwk))
+	f.Add([]byte(`{"keys":[{"kty":"RSA","n":"AQAB","e":"AQAB"}]}`))
+	f.Add([]byte(`{"keys":[{"kty":"EC","crv":"P-521","x":"","y":""}]}`))
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		set, _, err := parseJWKS(doc)
+		if err != nil {
+			return
+		}
+		for _, k := range set.keys {
+			if !slices.ContainsFunc(jwksAlgorithms(), k.fits) {
+				t.Fatalf("key %+v fits no allowed algorithm", k)
+			}
+		}
+	})
 }

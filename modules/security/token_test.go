@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -467,4 +468,29 @@ func ExampleVerifier_Verify() {
 	// Output:
 	// alice [read] <nil>
 	// malformed
+}
+
+// FuzzVerify: any input gives a principal or a *TokenError with a known
+// reason, never a panic.
+func FuzzVerify(f *testing.F) {
+	now := time.Now()
+	f.Add(hmacToken(f, validClaims(now, nil)))
+	f.Add(rawToken(`{"alg":"none"}`, `{"exp":4102444800}`, ""))
+	f.Add("a.b.c")
+	f.Add("")
+	cfg := hmacAuthConfig()
+	cfg.CacheSize = 0
+	v := newTestVerifier(f, cfg, nil)
+	reasons := []string{reasonTooLarge, reasonMalformed, reasonAlgorithm, reasonUnknownKey, reasonSignature,
+		reasonMissingExp, reasonExpired, reasonNotYetValid, reasonWrongIssuer, reasonWrongAudience, reasonInvalid}
+	f.Fuzz(func(t *testing.T, token string) {
+		_, err := v.Verify(context.Background(), token)
+		if err == nil {
+			return
+		}
+		var te *TokenError
+		if !errors.As(err, &te) || !slices.Contains(reasons, te.Reason) {
+			t.Fatalf("Verify(%q): %v, want a *TokenError with a known reason", token, err)
+		}
+	})
 }
