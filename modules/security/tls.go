@@ -61,8 +61,9 @@ type material struct {
 	config    *tls.Config
 }
 
-// nextProtos are the ALPN protocols offered, HTTP/2 first.
-var nextProtos = []string{"h2", "http/1.1"}
+// nextProtos are the ALPN protocols offered, HTTP/2 first: a new slice for
+// each Config, since http.Server may append to its own.
+func nextProtos() []string { return []string{"h2", "http/1.1"} }
 
 // NewTLS loads the files of cfg (which must have TLS on) and returns the
 // source of the API listener's tls.Config. It fails if cfg is invalid (see
@@ -124,7 +125,7 @@ func NewTLS(cfg TLSConfig, log *slog.Logger) (*TLS, error) {
 func (t *TLS) Config() *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
-		NextProtos: nextProtos,
+		NextProtos: nextProtos(),
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
 			return t.current.Load().config, nil
 		},
@@ -175,7 +176,7 @@ func (t *TLS) load(contents [][]byte, key [sha256.Size]byte) (*material, error) 
 	}
 	m := &material{key: key, leaf: leaf, config: &tls.Config{
 		MinVersion:   tls.VersionTLS12,
-		NextProtos:   nextProtos,
+		NextProtos:   nextProtos(),
 		Certificates: []tls.Certificate{cert},
 	}}
 	if t.mTLS {

@@ -84,8 +84,8 @@ func (t *TLS) reload(report bool) (again bool, err error) {
 // first event of a burst. Files that do not load are read again after that
 // same short delay, and the error is logged when they have not changed in
 // between: a writer still at work is not reported. When watching cannot
-// start, a warning is logged and the interval alone remains. Start returns at once; it does nothing
-// after the first call or after [TLS.Stop].
+// start, a warning is logged and the interval alone remains. Start returns
+// at once; it does nothing after the first call or after [TLS.Stop].
 func (t *TLS) Start() {
 	t.startOnce.Do(func() {
 		w := t.watch()
