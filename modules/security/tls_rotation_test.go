@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -105,11 +106,13 @@ func TestRotationOfTheServerCertificate(t *testing.T) {
 	wantLogged(t, rec, "tls: reload failed, the current certificate stays in use", 0, nil)
 }
 
-// Replacing the client CA file under a running server: a client of the old
-// CA is refused, one of the new CA accepted, with no restart; a connection
-// the old client opened before stays usable.
+// Replacing the client CA file, in a directory of its own, under a running
+// server: a client of the old CA is refused, one of the new CA accepted,
+// with no restart; a connection the old client opened before stays usable.
 func TestRotationOfTheClientCAs(t *testing.T) {
 	p := newTestPKI(t, true)
+	p.cfg.ClientCAFile = filepath.Join(t.TempDir(), "ca.pem")
+	writeAtomic(t, p.cfg.ClientCAFile, p.ca.PEM())
 	tl := p.newTLS(nil)
 	tl.Start()
 	defer tl.Stop()
