@@ -177,6 +177,34 @@ func TestRotationKeepsTheCertificateOnABadFile(t *testing.T) {
 	wantLogged(t, rec, failed, 1, nil)
 }
 
+// A certificate written some time before its key: the watcher finds them
+// mismatched, looks again a moment later, and takes the pair without an
+// error line.
+func TestRotationWaitsForTheKeyAfterItsCertificate(t *testing.T) {
+	p := newTestPKI(t, false)
+	logger, rec := newLogRecorder()
+	tl := p.newTLS(logger)
+	tl.settle = 500 * time.Millisecond // room for the test to write the key between two looks
+	tl.Start()
+	defer tl.Stop()
+	srv := startServer(t, tl.Config())
+
+	next := p.issueServer()
+	writeAtomic(t, p.cfg.CertFile, next.CertPEM)
+	seenMismatched := func() bool {
+		tl.reloadMu.Lock()
+		defer tl.reloadMu.Unlock()
+		return tl.bad != nil
+	}
+	if !tlsEventually(seenMismatched) {
+		t.Fatal("the watcher did not look at the new certificate")
+	}
+	writeAtomic(t, p.cfg.KeyFile, next.KeyPEM)
+	waitSerial(t, srv.url, p.clientConfig(nil), next.Serial)
+	wantLogged(t, rec, "tls: reloaded", 1, next.Serial)
+	wantLogged(t, rec, "tls: reload failed, the current certificate stays in use", 0, nil)
+}
+
 // Without a watcher, the interval re-reads the files.
 func TestRotationOnTheIntervalWithoutAWatcher(t *testing.T) {
 	p := newTestPKI(t, false)
