@@ -13,11 +13,12 @@ import (
 	"github.com/meshkit/meshkit/modules/health"
 	"github.com/meshkit/meshkit/modules/httpserver"
 	"github.com/meshkit/meshkit/modules/ratelimit"
+	"github.com/meshkit/meshkit/modules/security"
 	"github.com/meshkit/meshkit/modules/telemetry"
 )
 
 // New assembles the default app: configuration, logging, the HTTP server,
-// health, rate limiting and the example module. opts are applied on top: fx.Decorate or
+// health, security, rate limiting and the example module. opts are applied on top: fx.Decorate or
 // fx.Replace to swap a part, more modules, routes and middleware. Without
 // [WithConfig] the configuration comes from SERVICE_CONFIG_FILE and the
 // environment.
@@ -36,6 +37,7 @@ func Options(opts ...fx.Option) fx.Option {
 		telemetry.Module,
 		httpserver.Module,
 		health.Module,
+		security.Module,
 		ratelimit.Module,
 		example.Module,
 		fx.Options(opts...),
@@ -71,13 +73,14 @@ type Sections struct {
 
 	HTTP      httpserver.Config
 	Health    health.Config
+	Security  security.Config
 	RateLimit ratelimit.Config
 	Telemetry telemetry.Config
 	Example   example.Config
 }
 
 func sections(c Config) Sections {
-	return Sections{HTTP: c.HTTP, Health: c.Health, RateLimit: c.RateLimit, Telemetry: c.Telemetry, Example: c.Example}
+	return Sections{HTTP: c.HTTP, Health: c.Health, Security: c.Security, RateLimit: c.RateLimit, Telemetry: c.Telemetry, Example: c.Example}
 }
 
 // fxLogger sends Fx's own events to the service's logger, at debug level

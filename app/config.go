@@ -11,6 +11,7 @@ import (
 	"github.com/meshkit/meshkit/modules/health"
 	"github.com/meshkit/meshkit/modules/httpserver"
 	"github.com/meshkit/meshkit/modules/ratelimit"
+	"github.com/meshkit/meshkit/modules/security"
 	"github.com/meshkit/meshkit/modules/telemetry"
 )
 
@@ -30,6 +31,8 @@ type Config struct {
 	HTTP httpserver.Config `yaml:"http"`
 	// Health configures readiness and the drain delay.
 	Health health.Config `yaml:"health"`
+	// Security configures TLS, mutual TLS and bearer tokens.
+	Security security.Config `yaml:"security"`
 	// RateLimit configures the per-client token buckets and their backend.
 	RateLimit ratelimit.Config `yaml:"ratelimit"`
 	// Telemetry configures logging.
@@ -44,6 +47,7 @@ func DefaultConfig(env string) Config {
 		Env:       env,
 		HTTP:      httpserver.DefaultConfig(),
 		Health:    health.DefaultConfig(env),
+		Security:  security.DefaultConfig(),
 		RateLimit: ratelimit.DefaultConfig(),
 		Telemetry: telemetry.DefaultConfig(),
 	}
@@ -54,11 +58,15 @@ func (c Config) Validate() error {
 	if c.Env != Development && c.Env != Production {
 		return fmt.Errorf("SERVICE_ENV=%q: must be development or production", c.Env)
 	}
+	if c.Env == Production && !c.Security.Auth.On() && !c.Security.TLS.MutualTLSOn() {
+		return fmt.Errorf("SERVICE_ENV=production: refusing to start with auth off: set bearer-token keys (SERVICE_AUTH_HMAC_SECRET, SERVICE_AUTH_JWKS_FILE or SERVICE_AUTH_JWKS_URL) or mutual TLS (SERVICE_TLS_CLIENT_CA_FILE)")
+	}
 	// The first error only: LoadConfig's error must stay one line, and
 	// errors.Join would put each section's error on its own.
 	for _, validate := range []func() error{
 		c.HTTP.Validate,
 		c.Health.Validate,
+		c.Security.Validate,
 		c.RateLimit.Validate,
 		c.Telemetry.Validate,
 		c.Example.Validate,

@@ -40,8 +40,11 @@ func TestLoadConfigDefaults(t *testing.T) {
 	}
 }
 
+// devSecret is an HS256 key long enough for SERVICE_AUTH_HMAC_SECRET.
+const devSecret = "0123456789abcdef0123456789abcdef"
+
 func TestLoadConfigProductionDrainDelay(t *testing.T) {
-	cfg, err := app.LoadConfig(app.ConfigSource{Lookup: env(map[string]string{"SERVICE_ENV": "production"})})
+	cfg, err := app.LoadConfig(app.ConfigSource{Lookup: env(map[string]string{"SERVICE_ENV": "production", "SERVICE_AUTH_HMAC_SECRET": devSecret})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +52,7 @@ func TestLoadConfigProductionDrainDelay(t *testing.T) {
 		t.Errorf("production drain delay = %v, want 5s", cfg.Health.DrainDelay)
 	}
 	// From the file too, and an explicit value wins.
-	file := writeFile(t, "env: production\nhealth:\n  drain_delay: 2s\n")
+	file := writeFile(t, "env: production\nhealth:\n  drain_delay: 2s\nsecurity:\n  auth:\n    hmac_secret: "+devSecret+"\n")
 	cfg, err = app.LoadConfig(app.ConfigSource{File: file, Lookup: env(nil)})
 	if err != nil {
 		t.Fatal(err)
@@ -100,6 +103,13 @@ func TestLoadConfigErrorsNameTheSetting(t *testing.T) {
 		{"zero timeout", "", map[string]string{"SERVICE_SHUTDOWN_TIMEOUT": "0s"}, "SERVICE_SHUTDOWN_TIMEOUT"},
 		{"negative drain delay", "", map[string]string{"SERVICE_SHUTDOWN_DRAIN_DELAY": "-1s"}, "SERVICE_SHUTDOWN_DRAIN_DELAY"},
 		{"unknown env", "", map[string]string{"SERVICE_ENV": "staging"}, "SERVICE_ENV"},
+		{"production without auth", "", map[string]string{"SERVICE_ENV": "production"}, "SERVICE_ENV=production: refusing to start with auth off"},
+		{"key without certificate", "", map[string]string{"SERVICE_TLS_KEY_FILE": "k.pem"}, "SERVICE_TLS_CERT_FILE"},
+		{"client CA without TLS", "", map[string]string{"SERVICE_TLS_CLIENT_CA_FILE": "ca.pem"}, "SERVICE_TLS_CLIENT_CA_FILE"},
+		{"bad SPIFFE ID", "", map[string]string{"SERVICE_TLS_CERT_FILE": "c", "SERVICE_TLS_KEY_FILE": "k", "SERVICE_TLS_CLIENT_CA_FILE": "ca", "SERVICE_TLS_ALLOWED_SPIFFE_IDS": "https://x"}, "SERVICE_TLS_ALLOWED_SPIFFE_IDS"},
+		{"short HMAC secret", "", map[string]string{"SERVICE_AUTH_HMAC_SECRET": "short"}, "SERVICE_AUTH_HMAC_SECRET"},
+		{"HMAC and JWKS mixed", "", map[string]string{"SERVICE_AUTH_HMAC_SECRET": devSecret, "SERVICE_AUTH_JWKS_FILE": "jwks.json"}, "cannot be mixed"},
+		{"leeway over a minute", "", map[string]string{"SERVICE_AUTH_LEEWAY": "2m"}, "SERVICE_AUTH_LEEWAY"},
 		{"bad address", "", map[string]string{"SERVICE_HTTP_ADDR": "8080"}, "SERVICE_HTTP_ADDR"},
 		{"same addresses", "", map[string]string{"SERVICE_HTTP_ADDR": ":9000", "SERVICE_ADMIN_ADDR": ":9000"}, "SERVICE_ADMIN_ADDR"},
 		{"bad proxy", "", map[string]string{"SERVICE_TRUSTED_PROXIES": "10.0.0.0/8,proxy.local"}, "SERVICE_TRUSTED_PROXIES"},
