@@ -143,7 +143,7 @@ func validWorkloadID(s string) bool {
 // domain of lower-case letters, digits, '.', '-' and '_', path segments of
 // letters, digits, '.', '-' and '_' that are neither empty nor "." or "..",
 // no query, fragment, port, user or percent-encoding, 2048 bytes at most.
-// It is stricter than the configuration's check, which peers' IDs need.
+// The configuration's allow-list is checked with it too.
 func parseSPIFFEID(s string) (td, path string, err error) {
 	rest, ok := strings.CutPrefix(s, "spiffe://")
 	switch {
