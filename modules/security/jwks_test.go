@@ -266,6 +266,7 @@ func TestJWKSRefusesBadTokens(t *testing.T) {
 			v := newTestVerifier(t, cfg, nil)
 			_, err := v.Verify(context.Background(), tc.token)
 			wantReason(t, err, tc.reason)
+			wantChallenge(t, v, tc.token, tc.reason)
 		})
 	}
 	v := newTestVerifier(t, cfg, nil)

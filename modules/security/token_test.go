@@ -6,8 +6,11 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -231,7 +234,30 @@ func TestVerifyRefusesBadTokens(t *testing.T) {
 			if n := v.cache.len(); n != 0 {
 				t.Fatalf("a refused token left %d cache entries", n)
 			}
+			if tc.token != "" {
+				wantChallenge(t, v, tc.token, tc.reason)
+			}
 		})
+	}
+}
+
+// wantChallenge sends token through the security stage and wants the 401
+// problem a refused token gets: a Bearer challenge with error="invalid_token"
+// and the short reason, nothing more.
+func wantChallenge(t *testing.T, v *Verifier, token, reason string) {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	rec := httptest.NewRecorder()
+	stageEngine(Stage{Verifier: v}).ServeHTTP(rec, req)
+	var p struct {
+		Status int
+		Detail string
+	}
+	if rec.Code != http.StatusUnauthorized || rec.Header().Get("WWW-Authenticate") != `Bearer realm="meshkit", error="invalid_token"` ||
+		rec.Header().Get("Content-Type") != "application/problem+json" || json.Unmarshal(rec.Body.Bytes(), &p) != nil ||
+		p.Status != 401 || p.Detail != "the bearer token is not valid: "+reason {
+		t.Fatalf("through the stage: %d, WWW-Authenticate %q, body %s; want a 401 problem saying %q", rec.Code, rec.Header().Get("WWW-Authenticate"), rec.Body, reason)
 	}
 }
 
