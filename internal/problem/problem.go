@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"go.opentelemetry.io/otel/trace"
@@ -91,4 +92,11 @@ func WriteTo(w http.ResponseWriter, p *Problem) {
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(p.Status)
 	_, _ = w.Write(body)
+}
+
+// RetryAfterSeconds is a Retry-After value for a wait of d: whole seconds,
+// rounded up so that a client that waits that long is not early, and at
+// least 1 (DESIGN.md section 3).
+func RetryAfterSeconds(d time.Duration) int64 {
+	return max(int64((d+time.Second-1)/time.Second), 1)
 }

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meshkit/meshkit/internal/problem"
 )
 
 // tokenBucket is the reference the GCRA maths is checked against: the
@@ -222,7 +224,7 @@ func TestFields(t *testing.T) {
 	}{
 		{0, 1}, {time.Microsecond, 1}, {time.Second, 1}, {time.Second + time.Microsecond, 2}, {599 * time.Millisecond, 1}, {12 * time.Second, 12},
 	} {
-		if got := RetryAfterSeconds(tt.d); got != tt.want {
+		if got := problem.RetryAfterSeconds(tt.d); got != tt.want {
 			t.Errorf("RetryAfterSeconds(%s) = %d, want %d", tt.d, got, tt.want)
 		}
 	}

@@ -63,7 +63,7 @@ func limitHandler(l Limiter, limit Limit) gin.HandlerFunc {
 			h[headerRateLimit] = []string{RateLimitField(limit.Name, d)}
 		}
 		if !d.Allowed {
-			after := RetryAfterSeconds(d.RetryAfter)
+			after := problem.RetryAfterSeconds(d.RetryAfter)
 			h[headerRetryAfter] = []string{strconv.FormatInt(after, 10)}
 			problem.Abort(c, http.StatusTooManyRequests,
 				fmt.Sprintf("rate limit %q exceeded: retry in %d s", limit.Name, after))
@@ -102,12 +102,6 @@ func RateLimitField(name string, d Decision) string {
 	b = append(b, ";t="...)
 	b = strconv.AppendInt(b, ceilSeconds(d.ResetAfter), 10)
 	return string(b)
-}
-
-// RetryAfterSeconds is a denial's Retry-After: whole seconds, rounded up so a
-// client that waits that long finds a token, and at least 1.
-func RetryAfterSeconds(d time.Duration) int64 {
-	return max(ceilSeconds(d), 1)
 }
 
 func ceilSeconds(d time.Duration) int64 {

@@ -104,7 +104,7 @@ func (s Stage) charge(c *gin.Context) bool {
 	if err != nil || ok {
 		return true // no decision: the rate-limit stage still applies
 	}
-	after := max(int64((retryAfter+999_999_999)/1_000_000_000), 1)
+	after := problem.RetryAfterSeconds(retryAfter)
 	c.Header("Retry-After", strconv.FormatInt(after, 10))
 	problem.Abort(c, http.StatusTooManyRequests, fmt.Sprintf("too many token checks from this address: retry in %d s", after))
 	return false
