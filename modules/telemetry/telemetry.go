@@ -1,16 +1,26 @@
-// Package telemetry provides the service's structured logger. (Tracing and
-// metrics join it here.)
+// Package telemetry provides the service's structured logger, OpenTelemetry
+// tracing and metrics, and W3C propagation.
 //
-// Swappable with fx.Decorate or fx.Replace: [Config], *slog.Logger.
+// Tracing is configured by the standard OTEL_* variables only, not by
+// [Config]: OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES (service.name
+// defaults to "meshkit"); OTEL_EXPORTER_OTLP_ENDPOINT or
+// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (default: none, and then nothing is
+// exported); OTEL_EXPORTER_OTLP_PROTOCOL or OTEL_EXPORTER_OTLP_TRACES_PROTOCOL
+// (grpc or http/protobuf, the default); OTEL_TRACES_SAMPLER and
+// OTEL_TRACES_SAMPLER_ARG (always_on, always_off, traceidratio or their
+// parentbased_ forms; default parentbased_always_on); OTEL_TRACES_EXPORTER
+// (otlp, the default, or none). Metrics are served in the Prometheus text
+// format at the admin listener's GET /metrics, from a registry of their own.
+//
+// Swappable with fx.Decorate or fx.Replace: [Config], *slog.Logger,
+// trace.TracerProvider, metric.MeterProvider, propagation.TextMapPropagator,
+// *resource.Resource (the SDK providers are built from the one provided).
 package telemetry
 
 import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-
-	"go.uber.org/fx"
 )
 
 // Config configures logging. The YAML section is "telemetry".
@@ -51,8 +61,3 @@ func NewLogger(cfg Config, w io.Writer) (*slog.Logger, error) {
 	}
 	return slog.New(slog.NewJSONHandler(w, opts)), nil
 }
-
-// Module provides the *slog.Logger, writing to standard error.
-var Module = fx.Module("telemetry",
-	fx.Provide(func(cfg Config) (*slog.Logger, error) { return NewLogger(cfg, os.Stderr) }),
-)

@@ -1,0 +1,98 @@
+package telemetry
+
+import (
+	"context"
+	"log/slog"
+	"os"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+	"go.uber.org/fx"
+
+	"github.com/meshkit/meshkit/internal/route"
+)
+
+// Module provides the *slog.Logger (to standard error), the resource, the
+// tracer and meter providers (as the OTel interfaces and as the SDK types),
+// the propagator, the *prometheus.Registry and the admin GET /metrics route.
+// It flushes and stops both providers on shutdown.
+//
+// Ordering: the providers' OnStop hooks must run after the HTTP server's, so
+// that the spans and metrics of the drained requests are still exported. Fx
+// runs OnStop hooks in the reverse order of construction, so the providers
+// must be constructed before the server: the Invoke below asks for them, and
+// runs before the httpserver module's as long as this module comes first in
+// the app (the /metrics route also makes the server depend on the registry).
+var Module = fx.Module("telemetry",
+	fx.Provide(
+		func(cfg Config) (*slog.Logger, error) { return NewLogger(cfg, os.Stderr) },
+		func() (*resource.Resource, error) { return NewResource(context.Background()) },
+		fx.Annotate(NewTracerProviderFx, fx.As(fx.Self()), fx.As(new(trace.TracerProvider))),
+		NewMeterProviderFx,
+		NewPropagator,
+		route.AsRoutes(MetricsRoutes),
+	),
+	fx.Invoke(InstallPropagator),
+)
+
+// NewTracerProviderFx is [NewTracerProvider] tied to the app's lifecycle: its
+// pending spans are flushed and the provider stopped in OnStop, within the
+// stop context.
+func NewTracerProviderFx(lc fx.Lifecycle, res *resource.Resource, log *slog.Logger) (*sdktrace.TracerProvider, error) {
+	env, err := readTracingEnv(os.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	tp, err := newTracerProvider(context.Background(), res, env)
+	if err != nil {
+		return nil, err
+	}
+	if env.Endpoint == "" {
+		log.Info("tracing: no OTLP endpoint configured, spans are not exported", slog.String("sampler", env.Sampler))
+	} else {
+		log.Info("tracing: exporting spans over OTLP", slog.String("endpoint", env.Endpoint),
+			slog.String("protocol", env.Protocol), slog.String("sampler", env.Sampler))
+	}
+	lc.Append(fx.StopHook(func(ctx context.Context) error { return shutdownTracerProvider(ctx, tp) }))
+	return tp, nil
+}
+
+// MeterProviderResult is what NewMeterProviderFx provides.
+type MeterProviderResult struct {
+	fx.Out
+
+	// MeterProvider is for instrumenting code: depend on this interface.
+	MeterProvider metric.MeterProvider
+	// SDKMeterProvider is the same provider as the SDK type.
+	SDKMeterProvider *sdkmetric.MeterProvider
+	// Registry is what GET /metrics serves; a module may register its own
+	// Prometheus collectors on it.
+	Registry *prometheus.Registry
+}
+
+// NewMeterProviderFx is [NewMeterProvider] tied to the app's lifecycle: the
+// provider is stopped in OnStop, within the stop context.
+func NewMeterProviderFx(lc fx.Lifecycle, res *resource.Resource) (MeterProviderResult, error) {
+	mp, reg, err := NewMeterProvider(res)
+	if err != nil {
+		return MeterProviderResult{}, err
+	}
+	lc.Append(fx.StopHook(func(ctx context.Context) error { return shutdownMeterProvider(ctx, mp) }))
+	return MeterProviderResult{MeterProvider: mp, SDKMeterProvider: mp, Registry: reg}, nil
+}
+
+// InstallPropagator sets p as OpenTelemetry's global text-map propagator. It
+// is the one global the module sets: instrumentation that finds its
+// propagator through otel.GetTextMapPropagator then extracts and injects W3C
+// tracecontext and baggage. It asks for both providers so that they are
+// built, and their OnStop hooks registered, before the HTTP server's (see
+// [Module]).
+func InstallPropagator(p propagation.TextMapPropagator, _ trace.TracerProvider, _ metric.MeterProvider) {
+	otel.SetTextMapPropagator(p)
+}

@@ -1,0 +1,224 @@
+package telemetry
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+)
+
+// DefaultServiceName is the resource's service.name when neither
+// OTEL_SERVICE_NAME nor OTEL_RESOURCE_ATTRIBUTES names the service.
+const DefaultServiceName = "meshkit"
+
+// The OTLP protocols of OTEL_EXPORTER_OTLP_PROTOCOL that the service speaks.
+const (
+	ProtocolGRPC         = "grpc"
+	ProtocolHTTPProtobuf = "http/protobuf"
+)
+
+// ErrUnsupportedSetting is returned (wrapped, naming the variable) by
+// [NewTracerProvider] for an OTEL_* value the service does not support, such
+// as OTEL_TRACES_SAMPLER=jaeger_remote or OTEL_EXPORTER_OTLP_PROTOCOL=http/json.
+// The service refuses to start rather than silently trace differently from
+// what was asked.
+var ErrUnsupportedSetting = errors.New("unsupported setting")
+
+// tracingEnv is the tracing part of the standard OpenTelemetry environment.
+// Tracing is configured by these variables only; they are not part of
+// [Config]. The exporter also reads the variables it knows itself
+// (OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT, _COMPRESSION, _CERTIFICATE, ...).
+type tracingEnv struct {
+	// Exporter is OTEL_TRACES_EXPORTER: "otlp" (default) or "none".
+	Exporter string
+	// Endpoint is the URL spans are sent to: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
+	// as it is, else OTEL_EXPORTER_OTLP_ENDPOINT (with /v1/traces appended for
+	// HTTP). Default: none, and then no exporter runs and nothing is sent.
+	Endpoint string
+	// Protocol is OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, else
+	// OTEL_EXPORTER_OTLP_PROTOCOL: "grpc" or "http/protobuf" (default).
+	Protocol string
+	// Sampler is OTEL_TRACES_SAMPLER: always_on, always_off, traceidratio,
+	// parentbased_always_on (default), parentbased_always_off or
+	// parentbased_traceidratio.
+	Sampler string
+	// SamplerArg is OTEL_TRACES_SAMPLER_ARG, the ratio of the traceidratio
+	// samplers, in [0, 1]. Default 1.
+	SamplerArg float64
+}
+
+// readTracingEnv reads and checks the tracing variables through lookup
+// (os.LookupEnv in production). An empty variable counts as unset.
+func readTracingEnv(lookup func(string) (string, bool)) (tracingEnv, error) {
+	get := func(name string) string {
+		v, _ := lookup(name)
+		return strings.TrimSpace(v)
+	}
+	env := tracingEnv{
+		Exporter:   strings.ToLower(cmp.Or(get("OTEL_TRACES_EXPORTER"), "otlp")),
+		Protocol:   cmp.Or(get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"), get("OTEL_EXPORTER_OTLP_PROTOCOL"), ProtocolHTTPProtobuf),
+		Sampler:    strings.ToLower(cmp.Or(get("OTEL_TRACES_SAMPLER"), "parentbased_always_on")),
+		SamplerArg: 1,
+	}
+	switch env.Exporter {
+	case "otlp", "none":
+	default:
+		return tracingEnv{}, fmt.Errorf("telemetry: OTEL_TRACES_EXPORTER=%q: %w (want otlp or none)", env.Exporter, ErrUnsupportedSetting)
+	}
+	switch env.Protocol {
+	case ProtocolGRPC, ProtocolHTTPProtobuf:
+	default:
+		return tracingEnv{}, fmt.Errorf("telemetry: OTEL_EXPORTER_OTLP_PROTOCOL=%q: %w (want grpc or http/protobuf)", env.Protocol, ErrUnsupportedSetting)
+	}
+	if arg := get("OTEL_TRACES_SAMPLER_ARG"); arg != "" && strings.HasSuffix(env.Sampler, "traceidratio") {
+		ratio, err := strconv.ParseFloat(arg, 64)
+		if err != nil || ratio < 0 || ratio > 1 {
+			return tracingEnv{}, fmt.Errorf("telemetry: OTEL_TRACES_SAMPLER_ARG=%q: must be a ratio between 0 and 1", arg)
+		}
+		env.SamplerArg = ratio
+	}
+	if _, err := env.sampler(); err != nil {
+		return tracingEnv{}, err
+	}
+	if env.Exporter == "none" {
+		return env, nil
+	}
+	if traces := get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"); traces != "" {
+		if err := checkEndpoint("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", traces); err != nil {
+			return tracingEnv{}, err
+		}
+		env.Endpoint = traces
+	} else if base := get("OTEL_EXPORTER_OTLP_ENDPOINT"); base != "" {
+		if err := checkEndpoint("OTEL_EXPORTER_OTLP_ENDPOINT", base); err != nil {
+			return tracingEnv{}, err
+		}
+		env.Endpoint = base
+		if env.Protocol == ProtocolHTTPProtobuf {
+			// The spec: the signal's path is appended to the base endpoint.
+			env.Endpoint = strings.TrimSuffix(base, "/") + "/v1/traces"
+		}
+	}
+	return env, nil
+}
+
+func checkEndpoint(name, value string) error {
+	u, err := url.Parse(value)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("telemetry: %s=%q: must be an http:// or https:// URL", name, value)
+	}
+	return nil
+}
+
+// sampler returns the sampler OTEL_TRACES_SAMPLER names.
+func (e tracingEnv) sampler() (sdktrace.Sampler, error) {
+	switch e.Sampler {
+	case "always_on":
+		return sdktrace.AlwaysSample(), nil
+	case "always_off":
+		return sdktrace.NeverSample(), nil
+	case "traceidratio":
+		return sdktrace.TraceIDRatioBased(e.SamplerArg), nil
+	case "parentbased_always_on":
+		return sdktrace.ParentBased(sdktrace.AlwaysSample()), nil
+	case "parentbased_always_off":
+		return sdktrace.ParentBased(sdktrace.NeverSample()), nil
+	case "parentbased_traceidratio":
+		return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(e.SamplerArg)), nil
+	}
+	return nil, fmt.Errorf("telemetry: OTEL_TRACES_SAMPLER=%q: %w (want always_on, always_off, traceidratio or parentbased_*)", e.Sampler, ErrUnsupportedSetting)
+}
+
+// spanExporter returns the OTLP exporter for the endpoint, or nil when there
+// is none. It connects lazily: an unreachable endpoint does not fail start-up.
+func (e tracingEnv) spanExporter(ctx context.Context) (sdktrace.SpanExporter, error) {
+	if e.Endpoint == "" {
+		return nil, nil
+	}
+	var (
+		exp sdktrace.SpanExporter
+		err error
+	)
+	if e.Protocol == ProtocolGRPC {
+		exp, err = otlptracegrpc.New(ctx, otlptracegrpc.WithEndpointURL(e.Endpoint))
+	} else {
+		exp, err = otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(e.Endpoint))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("telemetry: OTLP %s exporter to %s: %w", e.Protocol, e.Endpoint, err)
+	}
+	return exp, nil
+}
+
+// NewResource describes the service to telemetry backends: service.name
+// "meshkit" unless OTEL_SERVICE_NAME or OTEL_RESOURCE_ATTRIBUTES says
+// otherwise, the attributes of OTEL_RESOURCE_ATTRIBUTES, and the SDK's own.
+func NewResource(ctx context.Context) (*resource.Resource, error) {
+	res, err := resource.New(ctx,
+		resource.WithAttributes(attribute.String("service.name", DefaultServiceName)),
+		resource.WithFromEnv(), // later detectors win: the environment overrides the default
+		resource.WithTelemetrySDK(),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("telemetry: resource from OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES: %w", err)
+	}
+	return res, nil
+}
+
+// NewTracerProvider returns a TracerProvider for res configured by the
+// standard OTEL_* variables only (see the package comment). With no OTLP
+// endpoint it has no exporter and sends nothing anywhere, but spans still get
+// trace and span IDs, so logs and problem bodies can carry them. With one,
+// sampled spans are batched to it. It fails, naming the variable, on a value
+// it cannot honour (see [ErrUnsupportedSetting]).
+//
+// The caller owns the provider: ForceFlush and Shutdown it when done.
+func NewTracerProvider(ctx context.Context, res *resource.Resource) (*sdktrace.TracerProvider, error) {
+	env, err := readTracingEnv(os.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	return newTracerProvider(ctx, res, env)
+}
+
+// newTracerProvider builds the provider env describes.
+func newTracerProvider(ctx context.Context, res *resource.Resource, env tracingEnv) (*sdktrace.TracerProvider, error) {
+	sampler, err := env.sampler()
+	if err != nil {
+		return nil, err
+	}
+	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res), sdktrace.WithSampler(sampler)}
+	exp, err := env.spanExporter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if exp != nil {
+		opts = append(opts, sdktrace.WithBatcher(exp))
+	}
+	return sdktrace.NewTracerProvider(opts...), nil
+}
+
+// NewPropagator returns the propagator of DESIGN.md section 3: W3C
+// tracecontext and baggage.
+func NewPropagator() propagation.TextMapPropagator {
+	return propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+}
+
+// shutdownTracerProvider flushes tp's pending spans and stops it, within ctx.
+func shutdownTracerProvider(ctx context.Context, tp *sdktrace.TracerProvider) error {
+	flushErr := tp.ForceFlush(ctx)
+	if err := errors.Join(flushErr, tp.Shutdown(ctx)); err != nil {
+		return fmt.Errorf("telemetry: flush and stop tracing: %w", err)
+	}
+	return nil
+}
