@@ -52,7 +52,10 @@ type Params struct {
 	fx.In
 
 	Config Config
-	// Client makes the upstream call. Default: a plain client.
+	// Client makes the upstream call: the telemetry module's instrumented
+	// client (telemetry.ClientModule) when the app provides one, so that the
+	// call injects traceparent and baggage. Default: a plain client with a
+	// 30s timeout.
 	Client *http.Client `optional:"true"`
 }
 

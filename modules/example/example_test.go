@@ -11,11 +11,16 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/otel/propagation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/meshkit/meshkit/internal/principal"
 	"github.com/meshkit/meshkit/internal/route"
 	"github.com/meshkit/meshkit/modules/example"
 	"github.com/meshkit/meshkit/modules/httpserver"
+	"github.com/meshkit/meshkit/modules/telemetry"
 )
 
 func TestMain(m *testing.M) {
@@ -129,6 +134,55 @@ func TestUpstreamCallCarriesTheRequestContext(t *testing.T) {
 	case <-got:
 	case <-ctx.Done():
 		t.Fatal("the upstream call outlived the request's deadline")
+	}
+}
+
+// extract stands in for the telemetry stage: it puts the inbound span
+// context and baggage on the request's context.
+func extract(prop propagation.TextMapPropagator) route.Middleware {
+	return route.Middleware{Name: "extract", Stage: route.StageTelemetry, ForRoute: func(route.Policy) gin.HandlerFunc {
+		return func(c *gin.Context) {
+			ctx := prop.Extract(c.Request.Context(), propagation.HeaderCarrier(c.Request.Header))
+			c.Request = c.Request.WithContext(ctx)
+		}
+	}}
+}
+
+func TestUpstreamCallPropagatesTheTraceAndBaggage(t *testing.T) {
+	type headers struct{ traceparent, baggage string }
+	got := make(chan headers, 1)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- headers{r.Header.Get("traceparent"), r.Header.Get("baggage")}
+	}))
+	defer upstream.Close()
+	tp := sdktrace.NewTracerProvider()
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	mp := sdkmetric.NewMeterProvider()
+	defer func() { _ = mp.Shutdown(context.Background()) }()
+	prop := telemetry.NewPropagator()
+	client := telemetry.NewHTTPClient(tp, mp, prop)
+	defer client.CloseIdleConnections()
+
+	const inbound = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	req := httptest.NewRequest(http.MethodGet, "/v1/upstream", nil)
+	req.Header.Set("traceparent", inbound)
+	req.Header.Set("baggage", "tenant=acme")
+	rec := httptest.NewRecorder()
+	handler(t, example.Config{UpstreamURL: upstream.URL}, client, extract(prop)).ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("GET /v1/upstream = %d %s", rec.Code, rec.Body)
+	}
+	h := <-got
+	ctx := propagation.TraceContext{}.Extract(context.Background(), propagation.HeaderCarrier{"Traceparent": {h.traceparent}})
+	sc := trace.SpanContextFromContext(ctx)
+	if sc.TraceID().String() != "0af7651916cd43dd8448eb211c80319c" {
+		t.Errorf("the upstream got traceparent %q, want one of trace 0af7651916cd43dd8448eb211c80319c", h.traceparent)
+	}
+	if sc.SpanID().String() == "b7ad6b7169203331" {
+		t.Error("the upstream's parent is the inbound span, not the client span")
+	}
+	if h.baggage != "tenant=acme" {
+		t.Errorf("the upstream got baggage %q, want tenant=acme", h.baggage)
 	}
 }
 

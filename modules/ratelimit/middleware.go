@@ -26,7 +26,11 @@ const (
 // refuses carries the RateLimit-Policy and RateLimit fields; a refused one is
 // a 429 problem with Retry-After. It fails when a route's own limit is
 // invalid, naming the route.
-func NewMiddleware(l Limiter, def Limit, routes []route.Route) ([]route.Middleware, error) {
+func NewMiddleware(l Limiter, def Limit, routes []route.Route, opts ...MiddlewareOption) ([]route.Middleware, error) {
+	var o middlewareOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if err := def.Validate(); err != nil {
 		return nil, err
 	}
@@ -42,17 +46,33 @@ func NewMiddleware(l Limiter, def Limit, routes []route.Route) ([]route.Middlewa
 		if p.RateLimitExempt {
 			return nil
 		}
-		return limitHandler(l, LimitOf(p.RateLimit, def).prepared())
+		return limitHandler(l, LimitOf(p.RateLimit, def).prepared(), o.metrics)
 	}
 	return []route.Middleware{{Name: "ratelimit", Stage: route.StageRateLimit, ForRoute: stage}}, nil
 }
 
-func limitHandler(l Limiter, limit Limit) gin.HandlerFunc {
+// MiddlewareOption configures [NewMiddleware].
+type MiddlewareOption func(*middlewareOptions)
+
+type middlewareOptions struct {
+	metrics *Metrics
+}
+
+// WithMetrics makes the stage count its decisions with m. Default: none.
+func WithMetrics(m *Metrics) MiddlewareOption {
+	return func(o *middlewareOptions) { o.metrics = m }
+}
+
+// limitHandler is the stage for one route; m may be nil.
+func limitHandler(l Limiter, limit Limit, m *Metrics) gin.HandlerFunc {
 	// One slice for every response: its length equals its capacity, so an
 	// Add elsewhere copies it rather than writing into it.
 	policy := []string{PolicyField(limit)}
 	return func(c *gin.Context) {
 		d, err := l.Allow(c, ClientKey(c), limit)
+		if m != nil {
+			m.record(c.Request.Context(), d, err)
+		}
 		if err != nil {
 			unavailable(c, err)
 			return

@@ -18,8 +18,12 @@ package ratelimit
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 
+	"github.com/redis/go-redis/extra/redisotel/v9"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/fx"
 
 	"github.com/meshkit/meshkit/internal/attempt"
@@ -48,6 +52,9 @@ type Params struct {
 	Lifecycle fx.Lifecycle
 	Config    Config
 	Log       *slog.Logger
+	// TracerProvider, when there is one, gives the Redis backend's calls
+	// client spans (without their arguments).
+	TracerProvider trace.TracerProvider `optional:"true"`
 }
 
 // NewFx builds the configured backend and ties its background work to the
@@ -66,6 +73,14 @@ func NewFx(p Params) (Limiter, error) {
 		return m, nil
 	}
 	client := NewRedisClient(cfg.Redis)
+	if p.TracerProvider != nil {
+		err := redisotel.InstrumentTracing(client,
+			redisotel.WithTracerProvider(p.TracerProvider), redisotel.WithDBStatement(false))
+		if err != nil {
+			_ = client.Close()
+			return nil, fmt.Errorf("ratelimit: redis tracing: %w", err)
+		}
+	}
 	r := NewRedis(client, RedisOptions{
 		KeyPrefix:   cfg.Redis.KeyPrefix,
 		Timeout:     cfg.Redis.Timeout,
@@ -97,17 +112,26 @@ func redisAddrs(c RedisConfig) []string {
 }
 
 // MiddlewareParams are what the rate-limit stage needs: the routes, to check
-// their own limits at start-up.
+// their own limits at start-up, and a meter provider for its [Metrics].
 type MiddlewareParams struct {
 	fx.In
 
-	Limiter Limiter
-	Config  Config
-	Routes  []route.Route `group:"routes"`
+	Limiter       Limiter
+	Config        Config
+	Routes        []route.Route        `group:"routes"`
+	MeterProvider metric.MeterProvider `optional:"true"`
 }
 
 func middlewareFx(p MiddlewareParams) ([]route.Middleware, error) {
-	return NewMiddleware(p.Limiter, p.Config.Limit(), p.Routes)
+	var opts []MiddlewareOption
+	if p.MeterProvider != nil {
+		m, err := NewMetrics(p.MeterProvider, p.Limiter, p.Config.Backend)
+		if err != nil {
+			return nil, fmt.Errorf("ratelimit: metrics: %w", err)
+		}
+		opts = append(opts, WithMetrics(m))
+	}
+	return NewMiddleware(p.Limiter, p.Config.Limit(), p.Routes, opts...)
 }
 
 // moder is a limiter that can be in more than one mode (the Redis limiter).

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Why a request was not decided by Redis; Allow then follows the failure
@@ -131,7 +132,10 @@ func (r *Redis) decide(b *batch) {
 	}
 	b.reqs = live
 	b.groupByKey()
-	ctx, cancel := context.WithDeadline(context.Background(), earliest)
+	// The call serves several requests and outlives none of them: it keeps
+	// only the first one's span, so that its Redis spans have a parent.
+	parent := trace.ContextWithSpanContext(context.Background(), trace.SpanContextFromContext(b.reqs[0].ctx))
+	ctx, cancel := context.WithDeadline(parent, earliest)
 	err := r.eval(ctx, b)
 	cancel()
 	r.record(err, earliest.Sub(now))

@@ -35,6 +35,8 @@ type Stage struct {
 	Charger attempt.Charger
 	// Log receives failures at debug level (never the token).
 	Log *slog.Logger
+	// Metrics, when set, counts the refused callers by reason.
+	Metrics *Metrics
 }
 
 // Middleware returns the security stage. Public routes are left out (the TLS
@@ -62,6 +64,7 @@ func (s Stage) handle(c *gin.Context) {
 		if !ok {
 			// The handshake requires a certificate; only a request that did
 			// not come through it (a plain listener in front) gets here.
+			s.Metrics.failed(c.Request.Context(), failureNoClientCertificate)
 			challenge(c, "", "a verified client certificate is required")
 			return
 		}
@@ -71,8 +74,10 @@ func (s Stage) handle(c *gin.Context) {
 		raw, present := bearerToken(c.Request.Header)
 		if raw == "" {
 			if present {
+				s.Metrics.failed(c.Request.Context(), failureInvalidRequest)
 				challenge(c, "invalid_request", "the Authorization header must be: Bearer <token>")
 			} else {
+				s.Metrics.failed(c.Request.Context(), failureMissing)
 				challenge(c, "", "a bearer token is required")
 			}
 			return
@@ -104,6 +109,7 @@ func (s Stage) charge(c *gin.Context) bool {
 	if err != nil || ok {
 		return true // no decision: the rate-limit stage still applies
 	}
+	s.Metrics.failed(c.Request.Context(), failureThrottled)
 	after := problem.RetryAfterSeconds(retryAfter)
 	c.Header("Retry-After", strconv.FormatInt(after, 10))
 	problem.Abort(c, http.StatusTooManyRequests, fmt.Sprintf("too many token checks from this address: retry in %d s", after))
@@ -116,6 +122,7 @@ func (s Stage) refuse(c *gin.Context, err error) {
 	if errors.As(err, &te) {
 		reason = te.Reason
 	}
+	s.Metrics.tokenFailed(c.Request.Context(), reason)
 	s.Log.Debug("bearer token refused", slog.String("reason", reason), slog.String("client", c.ClientIP()))
 	challenge(c, "invalid_token", "the bearer token is not valid: "+reason)
 }

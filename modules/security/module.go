@@ -15,8 +15,10 @@ package security
 
 import (
 	"crypto/tls"
+	"fmt"
 	"log/slog"
 
+	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/fx"
 
 	"github.com/meshkit/meshkit/internal/attempt"
@@ -87,18 +89,28 @@ func NewFx(p Params) (Result, error) {
 }
 
 // MiddlewareParams are what the security stage needs; the charger comes
-// from the rate limiter when it is there.
+// from the rate limiter when it is there, the meter provider for its
+// [Metrics] from the telemetry module.
 type MiddlewareParams struct {
 	fx.In
 
-	Config   Config
-	Verifier *Verifier
-	Charger  attempt.Charger `optional:"true"`
-	Log      *slog.Logger
+	Config        Config
+	Verifier      *Verifier
+	Charger       attempt.Charger `optional:"true"`
+	Log           *slog.Logger
+	MeterProvider metric.MeterProvider `optional:"true"`
 }
 
-func middlewareFx(p MiddlewareParams) []route.Middleware {
-	return Stage{MutualTLS: p.Config.TLS.MutualTLSOn(), Verifier: p.Verifier, Charger: p.Charger, Log: p.Log}.Middleware()
+func middlewareFx(p MiddlewareParams) ([]route.Middleware, error) {
+	s := Stage{MutualTLS: p.Config.TLS.MutualTLSOn(), Verifier: p.Verifier, Charger: p.Charger, Log: p.Log}
+	if p.MeterProvider != nil {
+		m, err := NewMetrics(p.MeterProvider)
+		if err != nil {
+			return nil, fmt.Errorf("security: metrics: %w", err)
+		}
+		s.Metrics = m
+	}
+	return s.Middleware(), nil
 }
 
 // componentsFx reports on /readyz whether the token keys are loaded: the
