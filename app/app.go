@@ -35,6 +35,7 @@ func Options(opts ...fx.Option) fx.Option {
 			sections,
 		),
 		telemetry.Module,
+		telemetry.ClientModule,
 		httpserver.Module,
 		health.Module,
 		security.Module,
