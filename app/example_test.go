@@ -45,6 +45,7 @@ func ExampleNew_decorateConfig() {
 		req := httptest.NewRequest(http.MethodPost, "/v1/echo", strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("X-Request-ID", "example-1")
+		req.Header.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01") // the caller's trace
 		rec := httptest.NewRecorder()
 		server.APIHandler().ServeHTTP(rec, req)
 		fmt.Println(rec.Code, rec.Header().Get("Content-Type"))
@@ -54,7 +55,7 @@ func ExampleNew_decorateConfig() {
 	// 200 application/json; charset=utf-8
 	// {"message":"hi"}
 	// 413 application/problem+json
-	// {"type":"about:blank","title":"Request Entity Too Large","status":413,"detail":"request body is larger than 16 bytes","request_id":"example-1"}
+	// {"type":"about:blank","title":"Request Entity Too Large","status":413,"detail":"request body is larger than 16 bytes","request_id":"example-1","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"}
 }
 
 // Replace a module's value outright: fx.Replace puts a *health.State of your
@@ -126,6 +127,7 @@ func ExampleNew_addRoute() {
 		if requestID != "" {
 			req.Header.Set("X-Request-ID", requestID)
 		}
+		req.Header.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01") // the caller's trace
 		rec := httptest.NewRecorder()
 		server.APIHandler().ServeHTTP(rec, req)
 		return rec.Result()
@@ -153,7 +155,7 @@ func ExampleNew_addRoute() {
 	// 200 {"greeting":"hello, gopher"} 32
 	// 200 req-42
 	// 404 application/problem+json
-	// {"type":"about:blank","title":"Not Found","status":404,"detail":"no resource at this path","request_id":"req-43"}
+	// {"type":"about:blank","title":"Not Found","status":404,"detail":"no resource at this path","request_id":"req-43","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"}
 	// 405 Allow: GET
 }
 

@@ -18,9 +18,11 @@ import (
 	"github.com/meshkit/meshkit/internal/route"
 )
 
-// Module provides the *slog.Logger (to standard error), the resource, the
-// tracer and meter providers (as the OTel interfaces and as the SDK types),
-// the propagator, the *prometheus.Registry and the admin GET /metrics route.
+// Module provides the *slog.Logger (to standard error, through a
+// [LogHandler]), the resource, the tracer and meter providers (as the OTel
+// interfaces and as the SDK types), the propagator, the *prometheus.Registry,
+// the admin GET /metrics route and the telemetry stage
+// ([NewServerMiddleware]).
 // It flushes and stops both providers on shutdown.
 //
 // Ordering: the providers' OnStop hooks must run after the HTTP server's, so
@@ -31,15 +33,26 @@ import (
 // the app (the /metrics route also makes the server depend on the registry).
 var Module = fx.Module("telemetry",
 	fx.Provide(
-		func(cfg Config) (*slog.Logger, error) { return NewLogger(cfg, os.Stderr) },
+		newModuleLogger,
 		func() (*resource.Resource, error) { return NewResource(context.Background()) },
 		fx.Annotate(NewTracerProviderFx, fx.As(fx.Self()), fx.As(new(trace.TracerProvider))),
 		NewMeterProviderFx,
 		NewPropagator,
 		route.AsRoutes(MetricsRoutes),
+		route.AsMiddleware(NewServerMiddleware),
 	),
 	fx.Invoke(InstallPropagator),
 )
+
+// newModuleLogger is [NewLogger] to standard error, its handler wrapped in a
+// [LogHandler] so that records logged with a request's context carry its IDs.
+func newModuleLogger(cfg Config) (*slog.Logger, error) {
+	log, err := NewLogger(cfg, os.Stderr)
+	if err != nil {
+		return nil, err
+	}
+	return slog.New(NewLogHandler(log.Handler())), nil
+}
 
 // NewTracerProviderFx is [NewTracerProvider] tied to the app's lifecycle: its
 // pending spans are flushed and the provider stopped in OnStop, within the

@@ -1,0 +1,348 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
+	"go.opentelemetry.io/otel/semconv/v1.37.0/httpconv"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/meshkit/meshkit/internal/problem"
+	"github.com/meshkit/meshkit/internal/requestid"
+	"github.com/meshkit/meshkit/internal/route"
+)
+
+// InstrumentationName names the tracer and the meter of the telemetry stage.
+const InstrumentationName = "github.com/meshkit/meshkit/modules/telemetry"
+
+// TraceResponseHeader is the response header that carries the request's
+// trace: the server span in the W3C traceparent format
+// ("00-<trace id>-<span id>-<flags>"), whatever the propagator. A client
+// quotes it to find the request's trace and logs. The inbound baggage is not
+// echoed.
+const TraceResponseHeader = "traceparent"
+
+// durationBuckets are the semantic conventions' advised boundaries of
+// http.server.request.duration, in seconds.
+var durationBuckets = []float64{.005, .01, .025, .05, .075, .1, .25, .5, .75, 1, 2.5, 5, 7.5, 10}
+
+// NewServerMiddleware returns the telemetry stage ([route.StageTelemetry]),
+// written on the OpenTelemetry API and the HTTP semantic conventions (v1.37).
+// For every route but the operational ones (probes and /metrics, which get
+// nothing), each request:
+//
+//   - continues the trace of its W3C traceparent and baggage (extracted with
+//     propagator; a malformed traceparent starts a new trace) in a server span
+//     named by the route template ("GET /v1/items/:id", or "GET" alone when no
+//     route matched). When sampled, the span has http.request.method,
+//     http.route, url.scheme, server.address and server.port,
+//     network.protocol.version, user_agent.original and
+//     http.response.status_code; the raw path and query are left out. A 5xx
+//     or a panic sets the span's status to Error;
+//   - carries the span in its context (c.Request.Context(), and so c itself)
+//     for the stages and the handler after it;
+//   - answers with the span in the [TraceResponseHeader];
+//   - is counted in http.server.active_requests and measured in
+//     http.server.request.duration, with bounded attributes only: the method
+//     (or "_OTHER"), url.scheme, the route template (none when no route
+//     matched), the status and, for a 5xx, error.type;
+//   - is logged once at Info, after it is answered, as "request" with method,
+//     route, status, duration, client (the client IP), request_id, trace_id
+//     and span_id. The line is skipped when log is not enabled at Info.
+//
+// The stage sits inside the recover stage: a panic is recorded as a 500 (span
+// and metrics) and goes on, untouched, to the recover stage, which answers it.
+// An error a handler leaves in c.Errors without answering is recorded with the
+// status the recover stage will answer it with.
+//
+// It fails only when an instrument cannot be created.
+func NewServerMiddleware(tp trace.TracerProvider, mp metric.MeterProvider, propagator propagation.TextMapPropagator, log *slog.Logger) ([]route.Middleware, error) {
+	meter := mp.Meter(InstrumentationName, metric.WithSchemaURL(semconv.SchemaURL))
+	duration, err := httpconv.NewServerRequestDuration(meter, metric.WithExplicitBucketBoundaries(durationBuckets...))
+	if err != nil {
+		return nil, errors.Join(errors.New("telemetry: the http.server.request.duration histogram"), err)
+	}
+	active, err := httpconv.NewServerActiveRequests(meter)
+	if err != nil {
+		return nil, errors.Join(errors.New("telemetry: the http.server.active_requests counter"), err)
+	}
+	s := &serverStage{
+		tracer:     tp.Tracer(InstrumentationName, trace.WithSchemaURL(semconv.SchemaURL)),
+		propagator: propagator,
+		log:        log,
+		duration:   duration.Inst(),
+		active:     active.Inst(),
+		startOpts:  []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)},
+	}
+	return []route.Middleware{{
+		Name:  "telemetry",
+		Stage: route.StageTelemetry,
+		ForRoute: func(p route.Policy) gin.HandlerFunc {
+			if p.Operational {
+				return nil
+			}
+			return s.handle
+		},
+	}}, nil
+}
+
+// serverStage is the telemetry stage's state, shared by all routes.
+type serverStage struct {
+	tracer     trace.Tracer
+	propagator propagation.TextMapPropagator
+	log        *slog.Logger
+	duration   metric.Float64Histogram
+	active     metric.Int64UpDownCounter
+	startOpts  []trace.SpanStartOption
+
+	// routes holds what is fixed for a route: its span name and its metric
+	// attribute sets, made on the route's first request.
+	routes copyOnWriteMap[routeKey, *routeTelemetry]
+}
+
+// handle is the stage's handler.
+func (s *serverStage) handle(c *gin.Context) {
+	start := time.Now()
+	req := c.Request
+	rt := s.routes.get(routeKey{method: knownMethod(req.Method), route: c.FullPath(), https: req.TLS != nil}, newRouteTelemetry)
+
+	inbound := req.Context()
+	ctx := s.propagator.Extract(inbound, propagation.HeaderCarrier(req.Header))
+	ctx, span := s.tracer.Start(ctx, rt.spanName, s.startOpts...)
+	if span.IsRecording() {
+		span.SetAttributes(rt.spanAttributes(req)...)
+	}
+	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(c.Writer.Header()))
+	c.Request = req.WithContext(ctx)
+	s.active.Add(ctx, 1, rt.activeOpts...)
+
+	answered := false
+	defer func() {
+		if !answered { // a panic (or runtime.Goexit) on its way to the recover stage
+			s.finish(c, inbound, ctx, span, rt, start, http.StatusInternalServerError)
+		}
+	}()
+	c.Next()
+	answered = true
+	s.finish(c, inbound, ctx, span, rt, start, responseStatus(c))
+}
+
+// finish records the request's end with status: metrics, span, access log.
+// The access log is written with the inbound context, which holds no span, so
+// that a [LogHandler] does not add the IDs the line already has.
+func (s *serverStage) finish(c *gin.Context, inbound, ctx context.Context, span trace.Span, rt *routeTelemetry, start time.Time, status int) {
+	elapsed := time.Since(start)
+	s.active.Add(ctx, -1, rt.activeOpts...)
+	s.duration.Record(ctx, elapsed.Seconds(), rt.durationOpts(status)...)
+	if span.IsRecording() {
+		if status >= http.StatusInternalServerError {
+			span.SetAttributes(semconv.HTTPResponseStatusCode(status), semconv.ErrorTypeKey.String(strconv.Itoa(status)))
+			span.SetStatus(codes.Error, "")
+		} else {
+			span.SetAttributes(semconv.HTTPResponseStatusCode(status))
+		}
+	}
+	span.End()
+
+	if !s.log.Enabled(inbound, slog.LevelInfo) {
+		return
+	}
+	sc := span.SpanContext()
+	s.log.LogAttrs(inbound, slog.LevelInfo, "request",
+		slog.String("method", c.Request.Method),
+		slog.String("route", c.FullPath()),
+		slog.Int("status", status),
+		slog.Duration("duration", elapsed),
+		slog.String("client", c.ClientIP()),
+		slog.String("request_id", requestid.From(c)),
+		slog.String("trace_id", sc.TraceID().String()),
+		slog.String("span_id", sc.SpanID().String()),
+	)
+}
+
+// responseStatus is the status the client gets. An error left in c.Errors
+// without an answer is answered by the recover stage after this one has
+// ended; its status is the one the recover stage picks (modules/httpserver
+// writeError): a problem's own, 504 for a passed deadline, 500 for anything
+// else; a cancelled request gets no answer and keeps the writer's status.
+func responseStatus(c *gin.Context) int {
+	status := c.Writer.Status()
+	if len(c.Errors) == 0 || c.Writer.Written() {
+		return status
+	}
+	err := c.Errors.Last().Err
+	var p *problem.Problem
+	switch {
+	case errors.As(err, &p):
+		return p.Status
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout
+	case errors.Is(err, context.Canceled):
+		return status
+	}
+	return http.StatusInternalServerError
+}
+
+// routeKey is what the span name and the metric attributes depend on, apart
+// from the status.
+type routeKey struct {
+	method string // a known method or "_OTHER"
+	route  string // the template, "" when no route matched
+	https  bool
+}
+
+// routeTelemetry is what is fixed for one routeKey.
+type routeTelemetry struct {
+	key        routeKey
+	spanName   string
+	scheme     string
+	activeOpts []metric.AddOption
+	durations  copyOnWriteMap[int, []metric.RecordOption]
+}
+
+func newRouteTelemetry(key routeKey) *routeTelemetry {
+	rt := &routeTelemetry{key: key, scheme: "http"}
+	if key.https {
+		rt.scheme = "https"
+	}
+	// The conventions' span name: "{method} {route}", "HTTP" for an unknown method.
+	rt.spanName = key.method
+	if key.method == semconv.HTTPRequestMethodOther.Value.AsString() {
+		rt.spanName = "HTTP"
+	}
+	if key.route != "" {
+		rt.spanName += " " + key.route
+	}
+	set := attribute.NewSet(semconv.HTTPRequestMethodKey.String(key.method), semconv.URLScheme(rt.scheme))
+	rt.activeOpts = []metric.AddOption{metric.WithAttributeSet(set)}
+	return rt
+}
+
+// durationOpts returns the duration histogram's attributes for status.
+func (rt *routeTelemetry) durationOpts(status int) []metric.RecordOption {
+	return rt.durations.get(status, func(status int) []metric.RecordOption {
+		attrs := make([]attribute.KeyValue, 0, 5)
+		attrs = append(attrs,
+			semconv.HTTPRequestMethodKey.String(rt.key.method),
+			semconv.URLScheme(rt.scheme),
+			semconv.HTTPResponseStatusCode(status))
+		if rt.key.route != "" {
+			attrs = append(attrs, semconv.HTTPRoute(rt.key.route))
+		}
+		if status >= http.StatusInternalServerError {
+			attrs = append(attrs, semconv.ErrorTypeKey.String(strconv.Itoa(status)))
+		}
+		return []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attrs...))}
+	})
+}
+
+// spanAttributes returns a sampled span's request attributes.
+func (rt *routeTelemetry) spanAttributes(req *http.Request) []attribute.KeyValue {
+	attrs := make([]attribute.KeyValue, 0, 8)
+	attrs = append(attrs, semconv.HTTPRequestMethodKey.String(rt.key.method), semconv.URLScheme(rt.scheme))
+	if rt.key.method != req.Method {
+		attrs = append(attrs, semconv.HTTPRequestMethodOriginal(req.Method))
+	}
+	if rt.key.route != "" {
+		attrs = append(attrs, semconv.HTTPRoute(rt.key.route))
+	}
+	if host, port := splitHostPort(req.Host); host != "" {
+		attrs = append(attrs, semconv.ServerAddress(host))
+		if port > 0 {
+			attrs = append(attrs, semconv.ServerPort(port))
+		}
+	}
+	if v := protocolVersion(req); v != "" {
+		attrs = append(attrs, semconv.NetworkProtocolVersion(v))
+	}
+	if ua := req.UserAgent(); ua != "" {
+		attrs = append(attrs, semconv.UserAgentOriginal(ua))
+	}
+	return attrs
+}
+
+// knownMethod returns method when the conventions know it, else "_OTHER", so
+// that a client cannot grow the metrics' label sets.
+func knownMethod(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return method
+	}
+	return semconv.HTTPRequestMethodOther.Value.AsString()
+}
+
+// splitHostPort splits a Host header into host and port (0 when absent or
+// not a number), without allocating. IPv6 brackets are removed.
+func splitHostPort(hostport string) (host string, port int) {
+	host = hostport
+	if i := strings.LastIndexByte(hostport, ':'); i >= 0 && !strings.Contains(hostport[i:], "]") {
+		host = hostport[:i]
+		if p, err := strconv.Atoi(hostport[i+1:]); err == nil && p > 0 && p < 1<<16 {
+			port = p
+		}
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"), port
+}
+
+// protocolVersion is network.protocol.version: "1.1", "2", ...
+func protocolVersion(req *http.Request) string {
+	switch {
+	case req.ProtoMajor == 1 && req.ProtoMinor == 1:
+		return "1.1"
+	case req.ProtoMajor == 1 && req.ProtoMinor == 0:
+		return "1.0"
+	case req.ProtoMajor == 2:
+		return "2"
+	case req.ProtoMajor == 3:
+		return "3"
+	}
+	return ""
+}
+
+// copyOnWriteMap is a map read without locks or allocations: readers load an
+// immutable map, a writer copies it with the new entry. It suits a small set
+// of keys that is filled once and then only read (routes, statuses).
+type copyOnWriteMap[K comparable, V any] struct {
+	m  atomic.Pointer[map[K]V]
+	mu sync.Mutex // serialises writers
+}
+
+// get returns k's value, made with newValue(k) on its first use.
+func (c *copyOnWriteMap[K, V]) get(k K, newValue func(K) V) V {
+	if m := c.m.Load(); m != nil {
+		if v, ok := (*m)[k]; ok {
+			return v
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var old map[K]V
+	if m := c.m.Load(); m != nil {
+		old = *m
+	}
+	if v, ok := old[k]; ok {
+		return v
+	}
+	next := make(map[K]V, len(old)+1)
+	for key, v := range old {
+		next[key] = v
+	}
+	v := newValue(k)
+	next[k] = v
+	c.m.Store(&next)
+	return v
+}
