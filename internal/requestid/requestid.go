@@ -5,6 +5,7 @@
 package requestid
 
 import (
+	"context"
 	"math/rand/v2"
 
 	"github.com/gin-gonic/gin"
@@ -74,4 +75,19 @@ func From(c *gin.Context) string {
 		return v[0]
 	}
 	return ""
+}
+
+type contextKey struct{}
+
+// NewContext returns a copy of ctx that carries the request ID id, so that
+// code given only the request's context.Context (a logger, an outbound call)
+// can find it. The telemetry stage puts it in every traced request's context.
+func NewContext(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, contextKey{}, id)
+}
+
+// FromContext returns the request ID ctx carries, or "".
+func FromContext(ctx context.Context) string {
+	id, _ := ctx.Value(contextKey{}).(string)
+	return id
 }

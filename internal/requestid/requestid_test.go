@@ -1,6 +1,7 @@
 package requestid_test
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -105,4 +106,14 @@ func FuzzValid(f *testing.F) {
 			t.Fatalf("Ensure with inbound %q = %q", id, got)
 		}
 	})
+}
+
+func TestContextCarriesTheID(t *testing.T) {
+	ctx := requestid.NewContext(context.Background(), "req-7")
+	if got := requestid.FromContext(ctx); got != "req-7" {
+		t.Errorf("FromContext = %q, want req-7", got)
+	}
+	if got := requestid.FromContext(context.Background()); got != "" {
+		t.Errorf("FromContext of a bare context = %q, want empty", got)
+	}
 }

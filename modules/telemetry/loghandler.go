@@ -16,11 +16,8 @@ import (
 //
 //   - trace_id and span_id, when the context holds a valid span context (the
 //     telemetry stage puts the server span in every request's context);
-//   - request_id, when the context is the request's *gin.Context (as handlers
-//     and stages pass it). A plain context.Context carries no request ID:
-//     package requestid keeps the ID in the request header, not in a context
-//     value, so a record logged with c.Request.Context() gets the trace and
-//     span IDs only.
+//   - request_id, from the *gin.Context, or from the request's context, where
+//     the telemetry stage puts it (requestid.NewContext).
 //
 // A record logged without a context (log.Info) is passed on unchanged. In a
 // logger made with WithGroup, the added attributes are qualified by the group,
@@ -51,10 +48,12 @@ func (h *LogHandler) Handle(ctx context.Context, r slog.Record) error {
 			slog.String("trace_id", sc.TraceID().String()),
 			slog.String("span_id", sc.SpanID().String()))
 	}
-	if c, ok := ctx.(*gin.Context); ok && c.Request != nil {
-		if id := requestid.From(c); id != "" {
-			r.AddAttrs(slog.String("request_id", id))
-		}
+	id := requestid.FromContext(ctx)
+	if c, ok := ctx.(*gin.Context); ok && id == "" && c.Request != nil {
+		id = requestid.From(c)
+	}
+	if id != "" {
+		r.AddAttrs(slog.String("request_id", id))
 	}
 	return h.next.Handle(ctx, r)
 }

@@ -126,7 +126,7 @@ func (s *serverStage) handle(c *gin.Context) {
 		span.SetAttributes(rt.spanAttributes(req)...)
 	}
 	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(c.Writer.Header()))
-	c.Request = req.WithContext(ctx)
+	c.Request = req.WithContext(requestid.NewContext(ctx, requestid.From(c)))
 	s.active.Add(ctx, 1, rt.activeOpts...)
 
 	answered := false

@@ -457,7 +457,7 @@ func TestLogsInsideARequestCarryTheTrace(t *testing.T) {
 	}
 	for msg, want := range map[string]map[string]any{
 		"inside with c":                   {"trace_id": sc.TraceID().String(), "span_id": sc.SpanID().String(), "request_id": "req-42"},
-		"inside with the request context": {"trace_id": sc.TraceID().String(), "span_id": sc.SpanID().String()},
+		"inside with the request context": {"trace_id": sc.TraceID().String(), "span_id": sc.SpanID().String(), "request_id": "req-42"},
 		"request": {
 			"method": "GET", "route": "/items/:id", "status": float64(200), "client": "192.0.2.1",
 			"request_id": "req-42", "trace_id": sc.TraceID().String(), "span_id": sc.SpanID().String(),
