@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -125,25 +126,25 @@ func (s *serverStage) handle(c *gin.Context) {
 	if span.IsRecording() {
 		span.SetAttributes(rt.spanAttributes(req)...)
 	}
-	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(c.Writer.Header()))
+	traceparent := setTraceparent(c.Writer.Header(), span.SpanContext())
 	c.Request = req.WithContext(requestid.NewContext(ctx, requestid.From(c)))
 	s.active.Add(ctx, 1, rt.activeOpts...)
 
 	answered := false
 	defer func() {
 		if !answered { // a panic (or runtime.Goexit) on its way to the recover stage
-			s.finish(c, inbound, ctx, span, rt, start, http.StatusInternalServerError)
+			s.finish(c, inbound, ctx, span, rt, start, traceparent, http.StatusInternalServerError)
 		}
 	}()
 	c.Next()
 	answered = true
-	s.finish(c, inbound, ctx, span, rt, start, responseStatus(c))
+	s.finish(c, inbound, ctx, span, rt, start, traceparent, responseStatus(c))
 }
 
 // finish records the request's end with status: metrics, span, access log.
 // The access log is written with the inbound context, which holds no span, so
 // that a [LogHandler] does not add the IDs the line already has.
-func (s *serverStage) finish(c *gin.Context, inbound, ctx context.Context, span trace.Span, rt *routeTelemetry, start time.Time, status int) {
+func (s *serverStage) finish(c *gin.Context, inbound, ctx context.Context, span trace.Span, rt *routeTelemetry, start time.Time, traceparent string, status int) {
 	elapsed := time.Since(start)
 	s.active.Add(ctx, -1, rt.activeOpts...)
 	s.duration.Record(ctx, elapsed.Seconds(), rt.durationOpts(status)...)
@@ -160,7 +161,7 @@ func (s *serverStage) finish(c *gin.Context, inbound, ctx context.Context, span 
 	if !s.log.Enabled(inbound, slog.LevelInfo) {
 		return
 	}
-	sc := span.SpanContext()
+	traceID, spanID := traceparentIDs(traceparent, span.SpanContext())
 	s.log.LogAttrs(inbound, slog.LevelInfo, "request",
 		slog.String("method", c.Request.Method),
 		slog.String("route", c.FullPath()),
@@ -168,9 +169,50 @@ func (s *serverStage) finish(c *gin.Context, inbound, ctx context.Context, span 
 		slog.Duration("duration", elapsed),
 		slog.String("client", c.ClientIP()),
 		slog.String("request_id", requestid.From(c)),
-		slog.String("trace_id", sc.TraceID().String()),
-		slog.String("span_id", sc.SpanID().String()),
+		slog.String("trace_id", traceID),
+		slog.String("span_id", spanID),
 	)
+}
+
+// Canonical forms of the trace context headers, set without canonicalising.
+const (
+	traceparentKey = "Traceparent"
+	tracestateKey  = "Tracestate"
+)
+
+// setTraceparent sets sc in h as propagation.TraceContext{}.Inject does (the
+// tracestate too, when sc has one; nothing when sc is invalid), in one
+// allocation for the value, and returns the traceparent ("" when none).
+func setTraceparent(h http.Header, sc trace.SpanContext) string {
+	if !sc.IsValid() {
+		return ""
+	}
+	if ts := sc.TraceState().String(); ts != "" {
+		h[tracestateKey] = []string{ts}
+	}
+	traceID, spanID := sc.TraceID(), sc.SpanID()
+	// Only the flags the W3C spec defines: sampled and random.
+	flags := [1]byte{byte(sc.TraceFlags() & (trace.FlagsSampled | trace.FlagsRandom))}
+	var b [len("00-") + 32 + 1 + 16 + 1 + 2]byte
+	copy(b[:], "00-")
+	hex.Encode(b[3:35], traceID[:])
+	b[35] = '-'
+	hex.Encode(b[36:52], spanID[:])
+	b[52] = '-'
+	hex.Encode(b[53:55], flags[:])
+	tp := string(b[:])
+	h[traceparentKey] = []string{tp}
+	return tp
+}
+
+// traceparentIDs returns sc's trace and span IDs in hex: slices of the
+// traceparent setTraceparent made of sc, without allocating, or sc's own
+// (zeros) when it made none.
+func traceparentIDs(traceparent string, sc trace.SpanContext) (traceID, spanID string) {
+	if traceparent == "" {
+		return sc.TraceID().String(), sc.SpanID().String()
+	}
+	return traceparent[3:35], traceparent[36:52]
 }
 
 // responseStatus is the status the client gets. An error left in c.Errors
