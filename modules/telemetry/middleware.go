@@ -121,7 +121,7 @@ func (s *serverStage) handle(c *gin.Context) {
 	rt := s.routes.get(routeKey{method: knownMethod(req.Method), route: c.FullPath(), https: req.TLS != nil}, newRouteTelemetry)
 
 	inbound := req.Context()
-	ctx := s.propagator.Extract(inbound, propagation.HeaderCarrier(req.Header))
+	ctx := s.propagator.Extract(inbound, headerCarrier(req.Header))
 	ctx, span := s.tracer.Start(ctx, rt.spanName, s.startOpts...)
 	if span.IsRecording() {
 		span.SetAttributes(rt.spanAttributes(req)...)
@@ -214,6 +214,43 @@ func traceparentIDs(traceparent string, sc trace.SpanContext) (traceID, spanID s
 	}
 	return traceparent[3:35], traceparent[36:52]
 }
+
+// headerCarrier is propagation.HeaderCarrier without a per-call allocation
+// for the propagators' usual keys: those are looked up in their canonical
+// form, known in advance, instead of canonicalised on every request.
+type headerCarrier http.Header
+
+var _ propagation.ValuesGetter = headerCarrier(nil)
+
+// canonicalKey returns key in its canonical MIME form.
+func canonicalKey(key string) string {
+	switch key {
+	case "traceparent":
+		return traceparentKey
+	case "tracestate":
+		return tracestateKey
+	case "baggage":
+		return "Baggage"
+	}
+	return http.CanonicalHeaderKey(key)
+}
+
+// Get returns key's first value.
+func (h headerCarrier) Get(key string) string {
+	if v := h[canonicalKey(key)]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// Values returns key's values.
+func (h headerCarrier) Values(key string) []string { return h[canonicalKey(key)] }
+
+// Set sets key to value.
+func (h headerCarrier) Set(key, value string) { h[canonicalKey(key)] = []string{value} }
+
+// Keys returns the keys present.
+func (h headerCarrier) Keys() []string { return propagation.HeaderCarrier(h).Keys() }
 
 // responseStatus is the status the client gets. An error left in c.Errors
 // without an answer is answered by the recover stage after this one has
