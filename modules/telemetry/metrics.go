@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	otelprometheus "go.opentelemetry.io/otel/exporters/prometheus"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/exemplar"
 	"go.opentelemetry.io/otel/sdk/resource"
 
 	"github.com/meshkit/meshkit/internal/route"
@@ -21,10 +23,15 @@ import (
 // MetricsPath is where the admin listener serves the Prometheus scrape.
 const MetricsPath = "/metrics"
 
+// exemplarFilterEnv is the SDK's variable that chooses the exemplar filter.
+const exemplarFilterEnv = "OTEL_METRICS_EXEMPLAR_FILTER"
+
 // NewMeterProvider returns a MeterProvider for res whose instruments are read
 // by a Prometheus exporter on a registry of its own (never the process-wide
 // default registry), and that registry, which also holds the Go runtime and
 // process collectors. Serve the registry with [MetricsRoutes].
+//
+// Exemplars are off unless OTEL_METRICS_EXEMPLAR_FILTER chooses a filter.
 //
 // The caller owns the provider: Shutdown it when done.
 func NewMeterProvider(res *resource.Resource) (*sdkmetric.MeterProvider, *prometheus.Registry, error) {
@@ -39,8 +46,13 @@ func NewMeterProvider(res *resource.Resource) (*sdkmetric.MeterProvider, *promet
 	if err != nil {
 		return nil, nil, fmt.Errorf("telemetry: prometheus exporter: %w", err)
 	}
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(exporter))
-	return mp, reg, nil
+	opts := []sdkmetric.Option{sdkmetric.WithResource(res), sdkmetric.WithReader(exporter)}
+	if _, set := os.LookupEnv(exemplarFilterEnv); !set {
+		// MetricsRoutes serves the Prometheus text format, which carries no
+		// exemplars: offering them would only cost every measurement.
+		opts = append(opts, sdkmetric.WithExemplarFilter(exemplar.AlwaysOffFilter))
+	}
+	return sdkmetric.NewMeterProvider(opts...), reg, nil
 }
 
 // MetricsRoutes serves reg in the Prometheus text format at GET /metrics on
