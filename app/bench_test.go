@@ -10,8 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
-	"slices"
 	"testing"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/meshkit/meshkit/app"
+	"github.com/meshkit/meshkit/internal/benchstat"
 	"github.com/meshkit/meshkit/modules/example"
 	"github.com/meshkit/meshkit/modules/httpserver"
 	"github.com/meshkit/meshkit/modules/telemetry"
@@ -99,7 +98,7 @@ func compare(b *testing.B, meshkit, bare func(*testing.B)) {
 			order = []*peer{peers[1], peers[0]}
 		}
 		for _, p := range order {
-			ns, allocs := measure(b, p.measure)
+			ns, allocs := benchstat.Measure(b, p.measure)
 			if b.Failed() {
 				b.FailNow()
 			}
@@ -110,36 +109,13 @@ func compare(b *testing.B, meshkit, bare func(*testing.B)) {
 		ratios = append(ratios, peers[0].ns[round]/peers[1].ns[round])
 	}
 	for _, p := range peers {
-		ns := median(p.ns)
+		ns := benchstat.Median(p.ns)
 		b.ReportMetric(ns, p.name+"-ns/op")
-		b.ReportMetric(median(p.allocs), p.name+"-allocs/op")
+		b.ReportMetric(benchstat.Median(p.allocs), p.name+"-allocs/op")
 		b.ReportMetric(1e9/ns, p.name+"-req/s")
 	}
-	b.ReportMetric(median(ratios), "rps-ratio")
+	b.ReportMetric(benchstat.Median(ratios), "rps-ratio")
 	b.ReportMetric(0, "ns/op")
-}
-
-// measure runs f (b.N requests to one peer) from a clean heap and returns its
-// wall time and allocations per request.
-func measure(b *testing.B, f func(*testing.B)) (nsPerOp, allocsPerOp float64) {
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	start := time.Now()
-	f(b)
-	elapsed := time.Since(start)
-	runtime.ReadMemStats(&after)
-	n := float64(b.N)
-	return float64(elapsed.Nanoseconds()) / n, float64(after.Mallocs-before.Mallocs) / n
-}
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if n := len(s); n%2 == 0 {
-		return (s[n/2-1] + s[n/2]) / 2
-	}
-	return s[len(s)/2]
 }
 
 // benchConfig is the development default with both listeners on loopback

@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"runtime"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/meshkit/meshkit/internal/benchstat"
 	"golang.org/x/time/rate"
 )
 
@@ -145,12 +145,7 @@ func compareDecisions(b *testing.B) {
 		ours, theirs, ratios = append(ours, o), append(theirs, t), append(ratios, t/o)
 	}
 	b.ReportMetric(0, "ns/op")
-	b.ReportMetric(median(ours), "ns/decision")
-	b.ReportMetric(median(theirs), "ns/decision-peer")
-	b.ReportMetric(median(ratios), "x-peer")
-}
-
-func median(s []float64) float64 {
-	sort.Float64s(s)
-	return s[len(s)/2]
+	b.ReportMetric(benchstat.Median(ours), "ns/decision")
+	b.ReportMetric(benchstat.Median(theirs), "ns/decision-peer")
+	b.ReportMetric(benchstat.Median(ratios), "x-peer")
 }

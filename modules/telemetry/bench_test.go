@@ -5,15 +5,13 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"runtime"
-	"slices"
 	"testing"
-	"time"
 
 	"github.com/gin-gonic/gin"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/meshkit/meshkit/internal/benchstat"
 	"github.com/meshkit/meshkit/internal/route"
 	"github.com/meshkit/meshkit/modules/httpserver"
 	"github.com/meshkit/meshkit/modules/telemetry"
@@ -128,38 +126,15 @@ func compareStage(b *testing.B, with, without func(*testing.B)) {
 			order = []*peer{wo, w}
 		}
 		for _, p := range order {
-			ns, allocs := measureStage(b, p.measure)
+			ns, allocs := benchstat.Measure(b, p.measure)
 			p.ns, p.allocs = append(p.ns, ns), append(p.allocs, allocs)
 		}
 	}
-	b.ReportMetric(medianOf(w.ns), "with-ns/op")
-	b.ReportMetric(medianOf(wo.ns), "without-ns/op")
-	b.ReportMetric(medianOf(w.ns)-medianOf(wo.ns), "stage-ns/op")
-	b.ReportMetric(medianOf(w.allocs), "with-allocs/op")
-	b.ReportMetric(medianOf(wo.allocs), "without-allocs/op")
-	b.ReportMetric(medianOf(w.allocs)-medianOf(wo.allocs), "stage-allocs/op")
+	b.ReportMetric(benchstat.Median(w.ns), "with-ns/op")
+	b.ReportMetric(benchstat.Median(wo.ns), "without-ns/op")
+	b.ReportMetric(benchstat.Median(w.ns)-benchstat.Median(wo.ns), "stage-ns/op")
+	b.ReportMetric(benchstat.Median(w.allocs), "with-allocs/op")
+	b.ReportMetric(benchstat.Median(wo.allocs), "without-allocs/op")
+	b.ReportMetric(benchstat.Median(w.allocs)-benchstat.Median(wo.allocs), "stage-allocs/op")
 	b.ReportMetric(0, "ns/op")
-}
-
-// measureStage runs f from a clean heap and returns its time and allocations
-// per request.
-func measureStage(b *testing.B, f func(*testing.B)) (nsPerOp, allocsPerOp float64) {
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	start := time.Now()
-	f(b)
-	elapsed := time.Since(start)
-	runtime.ReadMemStats(&after)
-	n := float64(b.N)
-	return float64(elapsed.Nanoseconds()) / n, float64(after.Mallocs-before.Mallocs) / n
-}
-
-func medianOf(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if n := len(s); n%2 == 0 {
-		return (s[n/2-1] + s[n/2]) / 2
-	}
-	return s[len(s)/2]
 }
