@@ -21,37 +21,27 @@ import (
 // under 2 µs.
 func BenchmarkStage(b *testing.B) {
 	gin.SetMode(gin.ReleaseMode)
-	for _, vc := range verifyCases(b) {
-		token := vc.token(b, validClaims(time.Now(), nil))
-		for _, mode := range []string{"cached", "uncached"} {
-			b.Run(vc.name+"/"+mode, func(b *testing.B) {
-				cfg := vc.cfg
-				if mode == "uncached" {
-					cfg.CacheSize = 0
-				}
-				v := newTestVerifier(b, cfg, nil)
-				with, without := stageEngine(Stage{Verifier: v}), stageEngine(Stage{})
-				req := httptest.NewRequest(http.MethodGet, "/", nil)
-				req.Header.Set("Authorization", "Bearer "+token)
-				w := httptest.NewRecorder()
-				with.ServeHTTP(w, req)
-				if w.Code != http.StatusNoContent {
-					b.Fatalf("the stage refused the token: %d %s", w.Code, w.Body)
-				}
-				var base, stage time.Duration
-				var baseAllocs, stageAllocs float64
-				for range 3 { // alternate, so that drift hits both
-					base += timeRequests(b, without, req)
-					stage += timeRequests(b, with, req)
-				}
-				baseAllocs = testing.AllocsPerRun(100, func() { without.ServeHTTP(w, req) })
-				stageAllocs = testing.AllocsPerRun(100, func() { with.ServeHTTP(w, req) })
-				b.ReportMetric(0, "ns/op")
-				b.ReportMetric(float64(stage-base)/float64(3*b.N), "stage-ns/op")
-				b.ReportMetric(stageAllocs-baseAllocs, "stage-allocs/op")
-			})
+	eachVerifier(b, func(b *testing.B, v *Verifier, token string) {
+		with, without := stageEngine(Stage{Verifier: v}), stageEngine(Stage{})
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		w := httptest.NewRecorder()
+		with.ServeHTTP(w, req)
+		if w.Code != http.StatusNoContent {
+			b.Fatalf("the stage refused the token: %d %s", w.Code, w.Body)
 		}
-	}
+		var base, stage time.Duration
+		var baseAllocs, stageAllocs float64
+		for range 3 { // alternate, so that drift hits both
+			base += timeRequests(b, without, req)
+			stage += timeRequests(b, with, req)
+		}
+		baseAllocs = testing.AllocsPerRun(100, func() { without.ServeHTTP(w, req) })
+		stageAllocs = testing.AllocsPerRun(100, func() { with.ServeHTTP(w, req) })
+		b.ReportMetric(0, "ns/op")
+		b.ReportMetric(float64(stage-base)/float64(3*b.N), "stage-ns/op")
+		b.ReportMetric(stageAllocs-baseAllocs, "stage-allocs/op")
+	})
 }
 
 func stageEngine(s Stage) *gin.Engine {
