@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 
@@ -54,25 +55,57 @@ func newModuleLogger(cfg Config) (*slog.Logger, error) {
 	return slog.New(NewLogHandler(log.Handler())), nil
 }
 
+// TracerProviderParams is what NewTracerProviderFx takes.
+type TracerProviderParams struct {
+	fx.In
+
+	Lifecycle fx.Lifecycle
+	Resource  *resource.Resource
+	Log       *slog.Logger
+	// Exporter, when the app supplies one ([WithSpanExporter]), receives the
+	// sampled spans in batches instead of the OTLP exporter the OTEL_*
+	// variables describe.
+	Exporter sdktrace.SpanExporter `optional:"true"`
+}
+
+// WithSpanExporter is an app option that sends the sampled spans to exp, in
+// batches, instead of to the OTLP endpoint: a test's in-memory exporter, a
+// benchmark's discarding one, or an exporter the OTEL_* variables cannot
+// describe. The sampler is still OTEL_TRACES_SAMPLER's. The provider flushes
+// and shuts exp down when the app stops.
+func WithSpanExporter(exp sdktrace.SpanExporter) fx.Option {
+	return fx.Supply(fx.Annotate(exp, fx.As(new(sdktrace.SpanExporter))))
+}
+
 // NewTracerProviderFx is [NewTracerProvider] tied to the app's lifecycle: its
 // pending spans are flushed and the provider stopped in OnStop, within the
 // stop context.
-func NewTracerProviderFx(lc fx.Lifecycle, res *resource.Resource, log *slog.Logger) (*sdktrace.TracerProvider, error) {
+func NewTracerProviderFx(p TracerProviderParams) (*sdktrace.TracerProvider, error) {
 	env, err := readTracingEnv(os.LookupEnv)
 	if err != nil {
 		return nil, err
 	}
-	tp, err := newTracerProvider(context.Background(), res, env)
+	exp := p.Exporter
+	if exp == nil {
+		if exp, err = env.spanExporter(context.Background()); err != nil {
+			return nil, err
+		}
+	}
+	tp, err := newTracerProvider(p.Resource, env, exp)
 	if err != nil {
 		return nil, err
 	}
-	if env.Endpoint == "" {
-		log.Info("tracing: no OTLP endpoint configured, spans are not exported", slog.String("sampler", env.Sampler))
-	} else {
-		log.Info("tracing: exporting spans over OTLP", slog.String("endpoint", env.Endpoint),
+	switch {
+	case p.Exporter != nil:
+		p.Log.Info("tracing: exporting spans to the app's exporter", slog.String("sampler", env.Sampler),
+			slog.String("exporter", fmt.Sprintf("%T", p.Exporter)))
+	case env.Endpoint == "":
+		p.Log.Info("tracing: no OTLP endpoint configured, spans are not exported", slog.String("sampler", env.Sampler))
+	default:
+		p.Log.Info("tracing: exporting spans over OTLP", slog.String("endpoint", env.Endpoint),
 			slog.String("protocol", env.Protocol), slog.String("sampler", env.Sampler))
 	}
-	lc.Append(fx.StopHook(func(ctx context.Context) error { return shutdownTracerProvider(ctx, tp) }))
+	p.Lifecycle.Append(fx.StopHook(func(ctx context.Context) error { return shutdownTracerProvider(ctx, tp) }))
 	return tp, nil
 }
 

@@ -129,7 +129,7 @@ func TestSamplerPicksWhatItSays(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tp, err := newTracerProvider(t.Context(), nil, env)
+		tp, err := newTracerProvider(nil, env, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

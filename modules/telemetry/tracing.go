@@ -188,20 +188,21 @@ func NewTracerProvider(ctx context.Context, res *resource.Resource) (*sdktrace.T
 	if err != nil {
 		return nil, err
 	}
-	return newTracerProvider(ctx, res, env)
+	exp, err := env.spanExporter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return newTracerProvider(res, env, exp)
 }
 
-// newTracerProvider builds the provider env describes.
-func newTracerProvider(ctx context.Context, res *resource.Resource, env tracingEnv) (*sdktrace.TracerProvider, error) {
+// newTracerProvider builds the provider env describes, batching sampled spans
+// to exp when it is not nil.
+func newTracerProvider(res *resource.Resource, env tracingEnv, exp sdktrace.SpanExporter) (*sdktrace.TracerProvider, error) {
 	sampler, err := env.sampler()
 	if err != nil {
 		return nil, err
 	}
 	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res), sdktrace.WithSampler(sampler)}
-	exp, err := env.spanExporter(ctx)
-	if err != nil {
-		return nil, err
-	}
 	if exp != nil {
 		opts = append(opts, sdktrace.WithBatcher(exp))
 	}
