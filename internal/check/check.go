@@ -1,22 +1,70 @@
-// Package check holds what a module reports about itself on the probes: a
-// named component whose state /readyz shows. It is a leaf package, so a
-// module reports its state without depending on the health module.
+// Package check holds what a module reports about itself on the probes. It is
+// a leaf package, so a module reports its state without depending on the
+// health module. There are two kinds:
 //
-// Components reach the health module through the Fx value group [Group];
-// [AsComponents] annotates a constructor for it.
+//   - a [Check] asks a dependency (a ping, a query): the health module's
+//     registry runs it in the background, each on its own period and within
+//     its timeout, and the probes only read its last result, so probes never
+//     call a dependency;
+//   - a [Component] tells what the module already knows (the mode it is in):
+//     its State is read on every probe and must not block.
+//
+// Checks reach the health module through the Fx value group [ChecksGroup]
+// ([AsCheck], [AsChecks]), components through [Group] ([AsComponents]). A
+// module registers a check in one line:
+//
+//	fx.Provide(check.AsCheck(func(db *sql.DB) check.Check {
+//		return check.Check{Name: "db", Critical: true, Run: db.PingContext}
+//	}))
 package check
 
-import "go.uber.org/fx"
+import (
+	"context"
+	"errors"
+	"net"
+	"syscall"
+	"time"
+
+	"go.uber.org/fx"
+)
 
 // Group is the Fx value group of components.
 const Group = "health_components"
 
-// Statuses a component may report, as in application/health+json.
+// ChecksGroup is the Fx value group of checks.
+const ChecksGroup = "health_checks"
+
+// Statuses a check or component may report, as in application/health+json.
 const (
 	Pass = "pass"
 	Warn = "warn"
 	Fail = "fail"
 )
+
+// Check is a named check of a dependency that the health module's registry
+// runs in the background.
+type Check struct {
+	// Name keys the check in the probes' "checks" object. Names are unique
+	// among checks and components.
+	Name string
+	// Critical checks make readiness fail (/readyz 503) while they fail;
+	// others only turn the overall status to "warn". The health module's
+	// SERVICE_HEALTH_REQUIRED_CHECKS makes any check critical.
+	Critical bool
+	// Timeout bounds one run: Run's context ends then, and the registry does
+	// not wait longer, so a run that overruns counts as failed ("timeout")
+	// even if Run ignores its context. Default: SERVICE_HEALTH_CHECK_TIMEOUT.
+	Timeout time.Duration
+	// Period is the time between the starts of two runs; the first run is
+	// when the app starts. A run that has not returned yet is not started
+	// again: its check stays failed ("timeout") until it returns. Default:
+	// SERVICE_HEALTH_CHECK_PERIOD.
+	Period time.Duration
+	// Run checks the dependency once and returns nil when it is healthy. Its
+	// error is never shown: the probes show one word of [Reason] instead. It
+	// should return when ctx is done. A panic counts as a failure.
+	Run func(ctx context.Context) error
+}
 
 // Component is a part of the service whose state the probes show.
 type Component struct {
@@ -39,8 +87,67 @@ type State struct {
 	Details map[string]any `json:"details,omitempty"`
 }
 
+// The reasons a failing check shows instead of its error: a fixed
+// vocabulary, so that no error string (which may hold an address, a user
+// name or worse) reaches a probe's body.
+const (
+	// ReasonPending: the check has not finished its first run yet.
+	ReasonPending = "pending"
+	// ReasonTimeout: the run overran its timeout, or the dependency timed out.
+	ReasonTimeout = "timeout"
+	// ReasonUnreachable: the dependency could not be reached (refused,
+	// reset, no route, name not found), or the error wraps [ErrUnreachable].
+	ReasonUnreachable = "unreachable"
+	// ReasonFailed: any other error, or a panic.
+	ReasonFailed = "failed"
+)
+
+// ErrUnreachable may be wrapped by a check's error to make it show as
+// [ReasonUnreachable] when [Reason] cannot tell by itself.
+var ErrUnreachable = errors.New("check: dependency unreachable")
+
+// Reason maps a check's error to the word the probes show: "" for nil, else
+// [ReasonTimeout], [ReasonUnreachable] or [ReasonFailed].
+func Reason(err error) string {
+	if err == nil {
+		return ""
+	}
+	var netErr net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return ReasonTimeout
+	case errors.Is(err, ErrUnreachable), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH), isDialError(err):
+		return ReasonUnreachable
+	default:
+		return ReasonFailed
+	}
+}
+
+// isDialError reports whether err is a failure to connect or to resolve.
+func isDialError(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	var dns *net.DNSError
+	return errors.As(err, &dns)
+}
+
 // AsComponents annotates a constructor that returns a []Component (and
 // optionally an error) so that its components join [Group].
 func AsComponents(constructor any) any {
 	return fx.Annotate(constructor, fx.ResultTags(`group:"`+Group+`,flatten"`))
+}
+
+// AsChecks annotates a constructor that returns a []Check (and optionally
+// an error) so that its checks join [ChecksGroup]. An empty slice adds none.
+func AsChecks(constructor any) any {
+	return fx.Annotate(constructor, fx.ResultTags(`group:"`+ChecksGroup+`,flatten"`))
+}
+
+// AsCheck annotates a constructor that returns one Check (and optionally an
+// error) so that it joins [ChecksGroup].
+func AsCheck(constructor any) any {
+	return fx.Annotate(constructor, fx.ResultTags(`group:"`+ChecksGroup+`"`))
 }

@@ -1,54 +1,88 @@
-// Package health serves the probes and holds the service's readiness.
+// Package health serves the probes, runs the checks of the service's
+// dependencies, and holds the service's readiness.
 //
-// /livez answers 200 while the process runs. /readyz answers 200 once start-up
-// has finished and 503 (a problem) before that and while draining. Both are on
-// the API and the admin listener, public, never rate limited or shed.
+// Probes, public, never rate limited or shed:
+//
+//   - /livez (API and admin listener) answers 200 while the process runs; it
+//     looks at no dependency.
+//   - /readyz (API and admin listener) answers 200 once start-up has
+//     finished, while no critical check fails and the service is not
+//     draining; else 503, a problem whose "checks" member shows the checks
+//     when one of them is the cause.
+//   - /healthz (admin listener only) answers 200 with the full report as
+//     application/health+json: the overall status (pass, warn or fail) and,
+//     per check, its status, time, observed duration and, when it fails, one
+//     word of a fixed vocabulary (never the error itself).
+//
+// Checks: modules contribute [check.Check] values (a ping) and
+// [check.Component] values (a state they already know) through Fx value
+// groups; the [Registry] runs each check in the background on its own period
+// and within its timeout, and the probes read only its last results, so
+// probes never call a dependency and a hung dependency never makes a probe
+// slow. A non-critical check that fails turns the status to warn, not fail.
+// A status change is logged once and exported as meshkit.health.status and
+// meshkit.health.transitions (see metrics.go).
 //
 // Start-up and drain: [Readiness] is invoked by app after every other module,
 // so its OnStart runs last (ready only when everything has started) and its
 // OnStop runs first: readiness goes 503 at once, then it waits the drain delay
 // while the listeners still serve, so the mesh stops routing here before they
-// close.
+// close. The registry starts before the HTTP server and stops after it.
 //
-// Swappable with fx.Decorate or fx.Replace: [Config], *[State].
+// Swappable with fx.Decorate or fx.Replace: [Config], *[State], *[Registry].
 package health
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"sync/atomic"
 	"time"
 
-	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/fx"
 
 	"github.com/meshkit/meshkit/internal/check"
-	"github.com/meshkit/meshkit/internal/problem"
 	"github.com/meshkit/meshkit/internal/route"
 )
 
-// Config configures readiness. The YAML section is "health".
+// Config configures readiness and the checks. The YAML section is "health".
 type Config struct {
 	// DrainDelay is how long /readyz answers 503 before the listeners close on
 	// shutdown. Default 0s in development, 5s in production.
 	DrainDelay time.Duration `yaml:"drain_delay" env:"SERVICE_SHUTDOWN_DRAIN_DELAY"`
+	// CheckPeriod is how often a check runs when it does not set its own
+	// Period. Default (and when 0) 10s.
+	CheckPeriod time.Duration `yaml:"check_period" env:"SERVICE_HEALTH_CHECK_PERIOD"`
+	// CheckTimeout bounds a check's run when it does not set its own
+	// Timeout. Default (and when 0) 2s.
+	CheckTimeout time.Duration `yaml:"check_timeout" env:"SERVICE_HEALTH_CHECK_TIMEOUT"`
+	// RequiredChecks names checks that gate readiness even though their
+	// module made them non-critical, e.g. "redis" to take the instance out
+	// of rotation while the rate limiter's Redis does not answer. Every name
+	// must exist. Default none.
+	RequiredChecks []string `yaml:"required_checks" env:"SERVICE_HEALTH_REQUIRED_CHECKS"`
 }
 
 // DefaultConfig returns the defaults for an environment ("development" or
 // "production").
 func DefaultConfig(env string) Config {
+	c := Config{CheckPeriod: DefaultCheckPeriod, CheckTimeout: DefaultCheckTimeout}
 	if env == "production" {
-		return Config{DrainDelay: 5 * time.Second}
+		c.DrainDelay = 5 * time.Second
 	}
-	return Config{}
+	return c
 }
 
 // Validate reports an invalid setting, naming its variable.
 func (c Config) Validate() error {
-	if c.DrainDelay < 0 {
+	switch {
+	case c.DrainDelay < 0:
 		return fmt.Errorf("SERVICE_SHUTDOWN_DRAIN_DELAY=%s: must not be negative", c.DrainDelay)
+	case c.CheckPeriod < 0:
+		return fmt.Errorf("SERVICE_HEALTH_CHECK_PERIOD=%s: must not be negative", c.CheckPeriod)
+	case c.CheckTimeout < 0:
+		return fmt.Errorf("SERVICE_HEALTH_CHECK_TIMEOUT=%s: must not be negative", c.CheckTimeout)
 	}
 	return nil
 }
@@ -80,73 +114,44 @@ func (s *State) Ready() (bool, string) {
 	}
 }
 
-// Routes returns the probes, on both listeners. /readyz shows the state of
-// components: a critical one that fails makes it fail.
-func Routes(s *State, components ...check.Component) []route.Route {
-	probe := route.OperationalPolicy()
-	ready := readiness{state: s, components: components}
-	return []route.Route{
-		{Method: http.MethodGet, Path: "/livez", Policy: probe, Listener: route.Both, Handler: live},
-		{Method: http.MethodGet, Path: "/readyz", Policy: probe, Listener: route.Both, Handler: ready.serve},
-	}
-}
+// Module provides the *State, the *Registry of the checks and components
+// that modules contribute, and the probes.
+var Module = fx.Module("health",
+	fx.Provide(NewState, NewRegistryFx, route.AsRoutes(routesFx)),
+)
 
-// RoutesParams are what the probes need from Fx: components arrive through
-// check.Group.
-type RoutesParams struct {
+// RegistryParams are what [NewRegistryFx] needs: checks and components
+// arrive through check.ChecksGroup and check.Group.
+type RegistryParams struct {
 	fx.In
 
-	State      *State
+	Lifecycle  fx.Lifecycle
+	Config     Config
+	Log        *slog.Logger
+	Checks     []check.Check     `group:"health_checks"`
 	Components []check.Component `group:"health_components"`
+	// MeterProvider, from the telemetry module when it is there, gets the
+	// health metrics.
+	MeterProvider metric.MeterProvider `optional:"true"`
 }
 
-func routesFx(p RoutesParams) []route.Route {
-	return Routes(p.State, p.Components...)
-}
-
-type status struct {
-	Status string                 `json:"status"`
-	Checks map[string]check.State `json:"checks,omitempty"`
-}
-
-func live(c *gin.Context) {
-	c.JSON(http.StatusOK, status{Status: check.Pass})
-}
-
-type readiness struct {
-	state      *State
-	components []check.Component
-}
-
-func (r readiness) serve(c *gin.Context) {
-	if ok, why := r.state.Ready(); !ok {
-		c.Header("Retry-After", "1")
-		problem.Abort(c, http.StatusServiceUnavailable, why)
-		return
+// NewRegistryFx builds the registry and ties its background work to the app's
+// lifecycle. It is made for the probes, so before the HTTP server: it
+// starts before the server listens and stops after the server has drained
+// (and before the modules it checks close their clients).
+func NewRegistryFx(p RegistryParams) (*Registry, error) {
+	r, err := NewRegistry(RegistryOptions{
+		Checks: p.Checks, Components: p.Components, Config: p.Config,
+		Log: p.Log, MeterProvider: p.MeterProvider,
+	})
+	if err != nil {
+		return nil, err
 	}
-	body := status{Status: check.Pass}
-	for _, comp := range r.components {
-		st := comp.State()
-		if body.Checks == nil {
-			body.Checks = make(map[string]check.State, len(r.components))
-		}
-		body.Checks[comp.Name] = st
-		switch {
-		case st.Status == check.Fail && comp.Critical:
-			c.Header("Retry-After", "1")
-			problem.Abort(c, http.StatusServiceUnavailable, comp.Name+" is failing")
-			return
-		case st.Status != check.Pass:
-			body.Status = check.Warn
-		}
-	}
-	c.JSON(http.StatusOK, body)
+	p.Lifecycle.Append(fx.StartStopHook(r.Start, r.Stop))
+	return r, nil
 }
 
-// Module provides the *State and the probes.
-var Module = fx.Module("health",
-	fx.Provide(NewState, route.AsRoutes(routesFx)),
-)
+func routesFx(s *State, r *Registry) []route.Route { return r.Routes(s) }
 
 // Readiness ties the State to the app's lifecycle; app invokes it after every
 // other module so that its OnStart runs last and its OnStop first.

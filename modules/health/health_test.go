@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,10 +85,15 @@ func TestPostToAProbeIs405(t *testing.T) {
 }
 
 func TestProbesHaveTheOperationalPolicy(t *testing.T) {
-	for _, r := range health.Routes(health.NewState()) {
-		if r.Policy != route.OperationalPolicy() || r.Listener != route.Both {
-			t.Errorf("%s: policy %+v on %v, want the operational policy on both listeners", r.Path, r.Policy, r.Listener)
+	want := map[string]route.Listener{"/livez": route.Both, "/readyz": route.Both, "/healthz": route.Admin}
+	routes := health.Routes(health.NewState())
+	for _, r := range routes {
+		if r.Policy != route.OperationalPolicy() || r.Listener != want[r.Path] {
+			t.Errorf("%s: policy %+v on %v, want the operational policy on listener %v", r.Path, r.Policy, r.Listener, want[r.Path])
 		}
+	}
+	if len(routes) != len(want) {
+		t.Errorf("%d routes, want %d", len(routes), len(want))
 	}
 }
 
@@ -135,8 +141,20 @@ func TestConfig(t *testing.T) {
 	if health.DefaultConfig("production").DrainDelay != 5*time.Second || health.DefaultConfig("development").DrainDelay != 0 {
 		t.Error("drain delay defaults are not 5s in production and 0s in development")
 	}
-	if err := (health.Config{DrainDelay: -time.Second}).Validate(); err == nil {
-		t.Error("negative drain delay accepted")
+	if c := health.DefaultConfig("development"); c.CheckPeriod != health.DefaultCheckPeriod || c.CheckTimeout != health.DefaultCheckTimeout {
+		t.Errorf("check period %v and timeout %v by default, want %v and %v", c.CheckPeriod, c.CheckTimeout, health.DefaultCheckPeriod, health.DefaultCheckTimeout)
+	}
+	for _, tt := range []struct {
+		cfg      health.Config
+		variable string
+	}{
+		{health.Config{DrainDelay: -time.Second}, "SERVICE_SHUTDOWN_DRAIN_DELAY"},
+		{health.Config{CheckPeriod: -time.Second}, "SERVICE_HEALTH_CHECK_PERIOD"},
+		{health.Config{CheckTimeout: -time.Second}, "SERVICE_HEALTH_CHECK_TIMEOUT"},
+	} {
+		if err := tt.cfg.Validate(); err == nil || !strings.Contains(err.Error(), tt.variable) {
+			t.Errorf("%+v: Validate() = %v, want an error naming %s", tt.cfg, err, tt.variable)
+		}
 	}
 }
 
