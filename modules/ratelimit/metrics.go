@@ -35,8 +35,9 @@ var redisModes = [...]string{BackendRedis, string(FailLocal), string(FailOpen), 
 // concurrent use.
 type Metrics struct {
 	decisions metric.Int64Counter
-	// The attribute sets of the three results, made once.
-	allowed, limited, errored metric.AddOption
+	// The attribute sets of the three results, made once, as the option
+	// slices Add takes (passing one option would allocate its slice per call).
+	allowed, limited, errored []metric.AddOption
 }
 
 // NewMetrics makes the instruments on mp's meter. backend is the configured
@@ -50,9 +51,9 @@ func NewMetrics(mp metric.MeterProvider, l Limiter, backend string) (*Metrics, e
 	if err != nil {
 		return nil, err
 	}
-	with := func(result string) metric.AddOption {
-		return metric.WithAttributeSet(attribute.NewSet(
-			attribute.String("result", result), attribute.String("backend", backend)))
+	with := func(result string) []metric.AddOption {
+		return []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(
+			attribute.String("result", result), attribute.String("backend", backend)))}
 	}
 	m := &Metrics{decisions: decisions, allowed: with(resultAllowed), limited: with(resultLimited), errored: with(resultError)}
 	if l, ok := l.(moder); ok {
@@ -89,10 +90,10 @@ func observeMode(meter metric.Meter, l moder) error {
 func (m *Metrics) record(ctx context.Context, d Decision, err error) {
 	switch {
 	case err != nil:
-		m.decisions.Add(ctx, 1, m.errored)
+		m.decisions.Add(ctx, 1, m.errored...)
 	case d.Allowed:
-		m.decisions.Add(ctx, 1, m.allowed)
+		m.decisions.Add(ctx, 1, m.allowed...)
 	default:
-		m.decisions.Add(ctx, 1, m.limited)
+		m.decisions.Add(ctx, 1, m.limited...)
 	}
 }
