@@ -76,17 +76,15 @@ func NewServerMiddleware(tp trace.TracerProvider, mp metric.MeterProvider, propa
 	if err != nil {
 		return nil, errors.Join(errors.New("telemetry: the http.server.request.duration histogram"), err)
 	}
-	active, err := httpconv.NewServerActiveRequests(meter)
-	if err != nil {
-		return nil, errors.Join(errors.New("telemetry: the http.server.active_requests counter"), err)
-	}
 	s := &serverStage{
 		tracer:     tp.Tracer(InstrumentationName, trace.WithSchemaURL(semconv.SchemaURL)),
 		propagator: propagator,
 		log:        log,
 		duration:   duration.Inst(),
-		active:     active.Inst(),
 		startOpts:  []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)},
+	}
+	if err := s.observeActive(meter); err != nil {
+		return nil, errors.Join(errors.New("telemetry: the http.server.active_requests counter"), err)
 	}
 	return []route.Middleware{{
 		Name:  "telemetry",
@@ -106,29 +104,69 @@ type serverStage struct {
 	propagator propagation.TextMapPropagator
 	log        *slog.Logger
 	duration   metric.Float64Histogram
-	active     metric.Int64UpDownCounter
 	startOpts  []trace.SpanStartOption
 
 	// routes holds what is fixed for a route: its span name and its metric
 	// attribute sets, made on the route's first request.
 	routes copyOnWriteMap[routeKey, *routeTelemetry]
+	// active counts the requests in progress by the attributes of
+	// http.server.active_requests, which observes them when collected.
+	active copyOnWriteMap[activeKey, *activeRequests]
+}
+
+// activeKey is what http.server.active_requests is broken down by.
+type activeKey struct {
+	method string // a known method or "_OTHER"
+	https  bool
+}
+
+// activeRequests is the number of requests in progress for one activeKey.
+type activeRequests struct {
+	n   atomic.Int64
+	set metric.ObserveOption
+}
+
+// observeActive registers http.server.active_requests as an observable
+// up-down counter of s.active: a request costs two atomic adds instead of two
+// synchronous Adds with their attribute handling, and a scrape sees the same
+// values.
+func (s *serverStage) observeActive(meter metric.Meter) error {
+	_, err := meter.Int64ObservableUpDownCounter(httpconv.ServerActiveRequests{}.Name(),
+		metric.WithDescription(httpconv.ServerActiveRequests{}.Description()),
+		metric.WithUnit(httpconv.ServerActiveRequests{}.Unit()),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			if m := s.active.m.Load(); m != nil {
+				for _, a := range *m {
+					o.Observe(a.n.Load(), a.set)
+				}
+			}
+			return nil
+		}))
+	return err
+}
+
+// newActiveRequests returns the counter of key, at zero.
+func newActiveRequests(key activeKey) *activeRequests {
+	scheme := "http"
+	if key.https {
+		scheme = "https"
+	}
+	return &activeRequests{set: metric.WithAttributeSet(attribute.NewSet(
+		semconv.HTTPRequestMethodKey.String(key.method), semconv.URLScheme(scheme)))}
 }
 
 // handle is the stage's handler.
 func (s *serverStage) handle(c *gin.Context) {
 	start := time.Now()
 	req := c.Request
-	rt := s.routes.get(routeKey{method: knownMethod(req.Method), route: c.FullPath(), https: req.TLS != nil}, newRouteTelemetry)
+	rt := s.routes.get(routeKey{method: knownMethod(req.Method), route: c.FullPath(), https: req.TLS != nil}, s.newRouteTelemetry)
 
 	inbound := req.Context()
 	ctx := s.propagator.Extract(inbound, headerCarrier(req.Header))
 	ctx, span := s.tracer.Start(ctx, rt.spanName, s.startOpts...)
-	if span.IsRecording() {
-		span.SetAttributes(rt.spanAttributes(req)...)
-	}
 	traceparent := setTraceparent(c.Writer.Header(), span.SpanContext())
 	c.Request = req.WithContext(requestid.NewContext(ctx, requestid.From(c)))
-	s.active.Add(ctx, 1, rt.activeOpts...)
+	rt.active.n.Add(1)
 
 	answered := false
 	defer func() {
@@ -146,14 +184,13 @@ func (s *serverStage) handle(c *gin.Context) {
 // that a [LogHandler] does not add the IDs the line already has.
 func (s *serverStage) finish(c *gin.Context, inbound, ctx context.Context, span trace.Span, rt *routeTelemetry, start time.Time, traceparent string, status int) {
 	elapsed := time.Since(start)
-	s.active.Add(ctx, -1, rt.activeOpts...)
+	rt.active.n.Add(-1)
 	s.duration.Record(ctx, elapsed.Seconds(), rt.durationOpts(status)...)
 	if span.IsRecording() {
+		// All the attributes at once: one call, one slice.
+		span.SetAttributes(rt.spanAttributes(c.Request, status)...)
 		if status >= http.StatusInternalServerError {
-			span.SetAttributes(semconv.HTTPResponseStatusCode(status), semconv.ErrorTypeKey.String(strconv.Itoa(status)))
 			span.SetStatus(codes.Error, "")
-		} else {
-			span.SetAttributes(semconv.HTTPResponseStatusCode(status))
 		}
 	}
 	span.End()
@@ -285,15 +322,18 @@ type routeKey struct {
 
 // routeTelemetry is what is fixed for one routeKey.
 type routeTelemetry struct {
-	key        routeKey
-	spanName   string
-	scheme     string
-	activeOpts []metric.AddOption
-	durations  copyOnWriteMap[int, []metric.RecordOption]
+	key       routeKey
+	spanName  string
+	scheme    string
+	active    *activeRequests
+	durations copyOnWriteMap[int, []metric.RecordOption]
 }
 
-func newRouteTelemetry(key routeKey) *routeTelemetry {
+// newRouteTelemetry returns key's routeTelemetry, its requests counted in
+// s.active.
+func (s *serverStage) newRouteTelemetry(key routeKey) *routeTelemetry {
 	rt := &routeTelemetry{key: key, scheme: "http"}
+	rt.active = s.active.get(activeKey{method: key.method, https: key.https}, newActiveRequests)
 	if key.https {
 		rt.scheme = "https"
 	}
@@ -305,8 +345,6 @@ func newRouteTelemetry(key routeKey) *routeTelemetry {
 	if key.route != "" {
 		rt.spanName += " " + key.route
 	}
-	set := attribute.NewSet(semconv.HTTPRequestMethodKey.String(key.method), semconv.URLScheme(rt.scheme))
-	rt.activeOpts = []metric.AddOption{metric.WithAttributeSet(set)}
 	return rt
 }
 
@@ -328,9 +366,10 @@ func (rt *routeTelemetry) durationOpts(status int) []metric.RecordOption {
 	})
 }
 
-// spanAttributes returns a sampled span's request attributes.
-func (rt *routeTelemetry) spanAttributes(req *http.Request) []attribute.KeyValue {
-	attrs := make([]attribute.KeyValue, 0, 8)
+// spanAttributes returns a sampled span's attributes, of the request and of
+// its answer with status.
+func (rt *routeTelemetry) spanAttributes(req *http.Request, status int) []attribute.KeyValue {
+	attrs := make([]attribute.KeyValue, 0, 10)
 	attrs = append(attrs, semconv.HTTPRequestMethodKey.String(rt.key.method), semconv.URLScheme(rt.scheme))
 	if rt.key.method != req.Method {
 		attrs = append(attrs, semconv.HTTPRequestMethodOriginal(req.Method))
@@ -349,6 +388,10 @@ func (rt *routeTelemetry) spanAttributes(req *http.Request) []attribute.KeyValue
 	}
 	if ua := req.UserAgent(); ua != "" {
 		attrs = append(attrs, semconv.UserAgentOriginal(ua))
+	}
+	attrs = append(attrs, semconv.HTTPResponseStatusCode(status))
+	if status >= http.StatusInternalServerError {
+		attrs = append(attrs, semconv.ErrorTypeKey.String(strconv.Itoa(status)))
 	}
 	return attrs
 }

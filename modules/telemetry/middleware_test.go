@@ -93,7 +93,8 @@ func testRoutes(log *slog.Logger) []route.Route {
 	}
 }
 
-func newStageHarness(t *testing.T) *stageHarness {
+// newStageHarness returns a harness serving testRoutes and extra.
+func newStageHarness(t *testing.T, extra ...route.Route) *stageHarness {
 	t.Helper()
 	h := &stageHarness{spans: tracetest.NewSpanRecorder(), reader: sdkmetric.NewManualReader(), logs: &lockedBuffer{}}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(h.spans))
@@ -112,7 +113,7 @@ func newStageHarness(t *testing.T) *stageHarness {
 		t.Fatal(err)
 	}
 	cfg := httpserver.DefaultConfig()
-	srv, err := httpserver.New(cfg, log, testRoutes(log), append(httpserver.DefaultMiddleware(cfg, log), stage...))
+	srv, err := httpserver.New(cfg, log, append(testRoutes(log), extra...), append(httpserver.DefaultMiddleware(cfg, log), stage...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,6 +348,53 @@ func TestPanicIsAnErrorSpanAndA500(t *testing.T) {
 	if rec := serve(h.api, http.MethodGet, "/items/1", nil); rec.Code != http.StatusOK {
 		t.Errorf("after the panic: %d", rec.Code)
 	}
+}
+
+// A request is counted in http.server.active_requests, by method and scheme,
+// while its handler runs, and no longer once answered.
+func TestActiveRequestsCountsRequestsInProgress(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	h := newStageHarness(t, route.Route{Method: http.MethodPost, Path: "/hold", Handler: func(c *gin.Context) {
+		entered <- struct{}{}
+		<-release
+		c.Status(http.StatusNoContent)
+	}})
+	done := make(chan int, 2)
+	for range 2 {
+		go func() { done <- serve(h.api, http.MethodPost, "/hold", nil).Code }()
+		<-entered
+	}
+	m, ok := h.metric(t, "http.server.active_requests")
+	if !ok {
+		t.Fatal("no http.server.active_requests")
+	}
+	if m.Unit != "{request}" {
+		t.Errorf("unit %q, want {request}", m.Unit)
+	}
+	sum := m.Data.(metricdata.Sum[int64])
+	if sum.IsMonotonic {
+		t.Error("active requests is monotonic, want an up-down counter")
+	}
+	var held int64
+	for _, p := range sum.DataPoints {
+		method, _ := p.Attributes.Value("http.request.method")
+		scheme, _ := p.Attributes.Value("url.scheme")
+		if method.AsString() == http.MethodPost && scheme.AsString() == "http" && p.Attributes.Len() == 2 {
+			held = p.Value
+		} else if p.Value != 0 {
+			t.Errorf("active requests %d with %v", p.Value, p.Attributes)
+		}
+	}
+	if held != 2 {
+		t.Errorf("active POST requests %d while two are held, want 2 (points %+v)", held, sum.DataPoints)
+	}
+	close(release)
+	for range 2 {
+		if code := <-done; code != http.StatusNoContent {
+			t.Errorf("held request answered %d", code)
+		}
+	}
+	wantNoActiveRequests(t, h)
 }
 
 // wantNoActiveRequests checks that http.server.active_requests went back to 0.
