@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.uber.org/fx"
 
 	"github.com/meshkit/meshkit/app"
@@ -47,21 +48,25 @@ const (
 // BenchmarkHelloInProcess serves GET /v1/hello in process, one request at a
 // time: the cost of the middleware chain with nothing else around it.
 func BenchmarkHelloInProcess(b *testing.B) {
-	meshkit, bare := newMeshkitHandler(b), newBareGin()
-	compare(b,
-		func(b *testing.B) { serveSequential(b, meshkit) },
-		func(b *testing.B) { serveSequential(b, bare) },
-	)
+	forEachSampling(b, func(b *testing.B, opts ...fx.Option) {
+		meshkit, bare := newMeshkitHandler(b, opts...), newBareGin()
+		compare(b,
+			func(b *testing.B) { serveSequential(b, meshkit) },
+			func(b *testing.B) { serveSequential(b, bare) },
+		)
+	})
 }
 
 // BenchmarkHelloInProcessParallel serves GET /v1/hello in process from
 // GOMAXPROCS goroutines at once.
 func BenchmarkHelloInProcessParallel(b *testing.B) {
-	meshkit, bare := newMeshkitHandler(b), newBareGin()
-	compare(b,
-		func(b *testing.B) { serveParallel(b, meshkit) },
-		func(b *testing.B) { serveParallel(b, bare) },
-	)
+	forEachSampling(b, func(b *testing.B, opts ...fx.Option) {
+		meshkit, bare := newMeshkitHandler(b, opts...), newBareGin()
+		compare(b,
+			func(b *testing.B) { serveParallel(b, meshkit) },
+			func(b *testing.B) { serveParallel(b, bare) },
+		)
+	})
 }
 
 // BenchmarkHelloLoopback calls GET /v1/hello over loopback HTTP/1.1 with
@@ -70,15 +75,41 @@ func BenchmarkHelloInProcessParallel(b *testing.B) {
 // http.Server, as gin's Run serves it. Client and servers share the machine's
 // cores, and allocs/op counts the client's too.
 func BenchmarkHelloLoopback(b *testing.B) {
-	meshkitURL, bareURL := startMeshkit(b), startBareGin(b)
-	meshkitClient, bareClient := newClient(b), newClient(b)
-	checkCall(b, "meshkit", meshkitClient, meshkitURL)
-	checkCall(b, "bare", bareClient, bareURL)
-	compare(b,
-		func(b *testing.B) { callParallel(b, meshkitClient, meshkitURL) },
-		func(b *testing.B) { callParallel(b, bareClient, bareURL) },
-	)
+	forEachSampling(b, func(b *testing.B, opts ...fx.Option) {
+		meshkitURL, bareURL := startMeshkit(b, opts...), startBareGin(b)
+		meshkitClient, bareClient := newClient(b), newClient(b)
+		checkCall(b, "meshkit", meshkitClient, meshkitURL)
+		checkCall(b, "bare", bareClient, bareURL)
+		compare(b,
+			func(b *testing.B) { callParallel(b, meshkitClient, meshkitURL) },
+			func(b *testing.B) { callParallel(b, bareClient, bareURL) },
+		)
+	})
 }
+
+// forEachSampling runs bench as two sub-benchmarks, each with the app
+// options to pass on: the app's sampled spans go in batches to a discarding
+// exporter (telemetry.WithSpanExporter), so that ending and exporting a span
+// is paid for as in production. sampled=100% is OTEL_TRACES_SAMPLER=always_on;
+// sampled=1% is parentbased_traceidratio with 0.01.
+func forEachSampling(b *testing.B, bench func(b *testing.B, opts ...fx.Option)) {
+	for _, tt := range []struct{ name, sampler, arg string }{
+		{"sampled=100%", "always_on", ""},
+		{"sampled=1%", "parentbased_traceidratio", "0.01"},
+	} {
+		b.Run(tt.name, func(b *testing.B) {
+			b.Setenv("OTEL_TRACES_SAMPLER", tt.sampler)
+			b.Setenv("OTEL_TRACES_SAMPLER_ARG", tt.arg)
+			bench(b, telemetry.WithSpanExporter(discardExporter{}))
+		})
+	}
+}
+
+// discardExporter takes every span and sends it nowhere.
+type discardExporter struct{}
+
+func (discardExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discardExporter) Shutdown(context.Context) error                             { return nil }
 
 // compare measures the meshkit and bare peers alternately, each doing b.N
 // requests per round, and reports their medians and ratio on b.
@@ -131,18 +162,18 @@ func benchConfig() app.Config {
 
 // newMeshkitApp builds the default app. Its logger is the configured one,
 // writing to io.Discard so that start-up lines stay out of the results.
-func newMeshkitApp(b *testing.B) (*fx.App, *httpserver.Server) {
+func newMeshkitApp(b *testing.B, opts ...fx.Option) (*fx.App, *httpserver.Server) {
 	b.Helper()
 	gin.SetMode(gin.ReleaseMode)
 	cfg := benchConfig()
 	var srv *httpserver.Server
-	a := app.New(
+	a := app.New(append([]fx.Option{
 		app.WithConfig(cfg),
 		fx.Decorate(func(*slog.Logger) (*slog.Logger, error) {
 			return telemetry.NewLogger(cfg.Telemetry, io.Discard)
 		}),
 		fx.Populate(&srv),
-	)
+	}, opts...)...)
 	if err := a.Err(); err != nil {
 		b.Fatal(err)
 	}
@@ -150,9 +181,9 @@ func newMeshkitApp(b *testing.B) (*fx.App, *httpserver.Server) {
 }
 
 // newMeshkitHandler is the default app's API handler, not listening.
-func newMeshkitHandler(b *testing.B) http.Handler {
+func newMeshkitHandler(b *testing.B, opts ...fx.Option) http.Handler {
 	b.Helper()
-	_, srv := newMeshkitApp(b)
+	_, srv := newMeshkitApp(b, opts...)
 	h := srv.APIHandler()
 	checkHello(b, "meshkit", h, true)
 	return h
@@ -269,9 +300,9 @@ func serveParallel(b *testing.B, h http.Handler) {
 
 // startMeshkit starts the default app on a loopback port and returns the URL
 // of its GET /v1/hello.
-func startMeshkit(b *testing.B) string {
+func startMeshkit(b *testing.B, opts ...fx.Option) string {
 	b.Helper()
-	a, srv := newMeshkitApp(b)
+	a, srv := newMeshkitApp(b, opts...)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := a.Start(ctx); err != nil {
