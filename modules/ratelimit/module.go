@@ -10,7 +10,9 @@
 // it its own limit (route.Policy.RateLimit).
 //
 // Backends: [Memory] (the default) and [Redis], whose failure mode decides
-// what happens while Redis is unreachable; /readyz shows the mode in force.
+// what happens while Redis is unreachable; /readyz shows the mode in force
+// (the component "ratelimit") and the health registry pings Redis (the check
+// "redis", non-critical unless SERVICE_HEALTH_REQUIRED_CHECKS names it).
 //
 // Swappable with fx.Decorate or fx.Replace: [Config], [Limiter] (wrap it to
 // add a tier, or replace it with a backend of your own).
@@ -32,13 +34,15 @@ import (
 )
 
 // Module provides the [Limiter] of the configured backend, the rate-limit
-// stage, the limiter's component on /readyz, and an attempt.Charger for
-// stages that charge unverified work to the client's address.
+// stage, the limiter's component and (with Redis) its Redis check on the
+// probes, and an attempt.Charger for stages that charge unverified work to
+// the client's address.
 var Module = fx.Module("ratelimit",
 	fx.Provide(
 		NewFx,
 		route.AsMiddleware(middlewareFx),
 		check.AsComponents(componentsFx),
+		check.AsChecks(checksFx),
 		fx.Annotate(chargerFx, fx.As(new(attempt.Charger))),
 	),
 )
@@ -165,4 +169,37 @@ func limiterState(l Limiter, backend string) check.State {
 		details["unmetered"] = r.Unmetered()
 	}
 	return check.State{Status: status, Details: details}
+}
+
+// pinger is a limiter with a dependency to ping (the Redis limiter).
+type pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Ping asks Redis for PONG, within ctx and the client's timeout
+// (SERVICE_REDIS_TIMEOUT). It is the health check "redis".
+func (r *Redis) Ping(ctx context.Context) error {
+	return r.client.Ping(ctx).Err()
+}
+
+// checksFx registers the check "redis", a ping on the health registry's
+// period and timeout (SERVICE_HEALTH_CHECK_PERIOD, _TIMEOUT), when the
+// limiter has a Redis.
+//
+// The check is not critical: a Redis outage turns /readyz's status to warn
+// and /healthz shows it, but the instance stays ready. Redis is shared by
+// every replica, so failing readiness on it would take them all out of
+// rotation at once, while the limiter already decides without Redis by its
+// failure mode (local and open keep serving; closed answers 503 problems
+// with Retry-After, which a client can act on, rather than a mesh with no
+// endpoints left). An operator who wants the instance out of rotation while
+// Redis is down says so with SERVICE_HEALTH_REQUIRED_CHECKS=redis: then an
+// outage turns /readyz 503 with checks.redis.status "fail" within one period
+// plus the timeout, and back to 200 on the first ping that succeeds.
+func checksFx(l Limiter) []check.Check {
+	p, ok := l.(pinger)
+	if !ok {
+		return nil
+	}
+	return []check.Check{{Name: "redis", Run: p.Ping}}
 }
