@@ -13,6 +13,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"go.uber.org/fx/fxtest"
+	"go.uber.org/goleak"
 
 	"github.com/meshkit/meshkit/internal/check"
 	"github.com/meshkit/meshkit/internal/route"
@@ -22,7 +23,7 @@ import (
 
 func TestMain(m *testing.M) {
 	gin.SetMode(gin.TestMode)
-	m.Run()
+	goleak.VerifyTestMain(m)
 }
 
 // serve answers one request through a server holding the probes.

@@ -1,0 +1,45 @@
+package health_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"log/slog"
+	"time"
+
+	"go.uber.org/fx"
+
+	"github.com/meshkit/meshkit/internal/check"
+	"github.com/meshkit/meshkit/modules/health"
+)
+
+// A module of yours registers a check of its dependency in one line: a
+// constructor returning a check.Check, annotated with check.AsCheck. The
+// registry runs it on start and then every period, within its timeout, and
+// the probes show its last result. Critical: while it fails, /readyz is 503.
+func Example_registerACheck() {
+	pingDB := func(ctx context.Context) error { return nil } // e.g. (*sql.DB).PingContext
+
+	var registry *health.Registry
+	app := fx.New(
+		fx.NopLogger,
+		fx.Supply(health.DefaultConfig("development"), slog.New(slog.DiscardHandler)),
+		health.Module,
+		fx.Provide(check.AsCheck(func() check.Check { return check.Check{Name: "db", Critical: true, Run: pingDB} })),
+		fx.Populate(&registry),
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := app.Start(ctx); err != nil {
+		log.Fatal(err)
+	}
+	defer func() { _ = app.Stop(ctx) }()
+
+	for registry.Report().Entries[0].Reason == check.ReasonPending {
+		time.Sleep(time.Millisecond) // the first run has been started, not waited for
+	}
+	rep := registry.Report()
+	fmt.Println(rep.Status, rep.Entries[0].Name, rep.Entries[0].Critical, rep.Entries[0].Status)
+	// Output:
+	// pass db true pass
+}
