@@ -78,8 +78,9 @@ func NewFx(p Params) (Limiter, error) {
 	}
 	client := NewRedisClient(cfg.Redis)
 	if p.TracerProvider != nil {
+		// Only inside a request's trace: the breaker's PINGs start none.
 		err := redisotel.InstrumentTracing(client,
-			redisotel.WithTracerProvider(p.TracerProvider), redisotel.WithDBStatement(false))
+			redisotel.WithTracerProvider(ChildSpansOnly(p.TracerProvider)), redisotel.WithDBStatement(false))
 		if err != nil {
 			_ = client.Close()
 			return nil, fmt.Errorf("ratelimit: redis tracing: %w", err)
@@ -92,6 +93,8 @@ func NewFx(p Params) (Limiter, error) {
 		LocalShare:  cfg.LocalShare,
 		MaxClients:  cfg.MaxClients,
 		Log:         log,
+
+		TracerProvider: p.TracerProvider,
 	})
 	p.Lifecycle.Append(fx.Hook{
 		OnStart: func(context.Context) error {

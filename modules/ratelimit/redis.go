@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // gcraScript is the one script the Redis limiter runs: the whole decision
@@ -80,6 +82,9 @@ type RedisOptions struct {
 	// Now is the local clock the cache of denials reads, monotonically.
 	// Default time.Now.
 	Now func() time.Time
+	// TracerProvider gives each Redis call that decides sampled requests a
+	// span (see startBatchSpan). Default: none.
+	TracerProvider trace.TracerProvider
 }
 
 // Defaults of [RedisOptions].
@@ -134,6 +139,7 @@ type Redis struct {
 	mode    FailureMode
 	share   float64
 	log     *slog.Logger
+	tracer  trace.Tracer
 
 	local     *Memory
 	unmetered atomic.Int64
@@ -181,7 +187,11 @@ func NewRedis(client redis.UniversalClient, o RedisOptions) *Redis {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
+	if o.TracerProvider == nil {
+		o.TracerProvider = noop.NewTracerProvider()
+	}
 	r := &Redis{
+		tracer:  o.TracerProvider.Tracer(meterName),
 		client:  client,
 		perKey:  isSharded(client),
 		script:  redis.NewScript(gcraScript),

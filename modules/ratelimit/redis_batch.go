@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/codes"
 )
 
 // Why a request was not decided by Redis; Allow then follows the failure
@@ -132,12 +132,15 @@ func (r *Redis) decide(b *batch) {
 	}
 	b.reqs = live
 	b.groupByKey()
-	// The call serves several requests and outlives none of them: it keeps
-	// only the first one's span, so that its Redis spans have a parent.
-	parent := trace.ContextWithSpanContext(context.Background(), trace.SpanContextFromContext(b.reqs[0].ctx))
-	ctx, cancel := context.WithDeadline(parent, earliest)
+	// The call serves several requests and outlives none of them.
+	traced, span := startBatchSpan(r.tracer, b.reqs, len(b.asks))
+	ctx, cancel := context.WithDeadline(traced, earliest)
 	err := r.eval(ctx, b)
 	cancel()
+	if err != nil {
+		span.SetStatus(codes.Error, "the redis call failed")
+	}
+	span.End()
 	r.record(err, earliest.Sub(now))
 	r.answer(b, r.clock.micros())
 }

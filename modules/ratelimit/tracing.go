@@ -1,0 +1,81 @@
+package ratelimit
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/embedded"
+	"go.opentelemetry.io/otel/trace/noop"
+)
+
+// DecisionSpanName names the span of a Redis call that decides a batch of
+// requests (see startBatchSpan).
+const DecisionSpanName = "ratelimit.redis.decide"
+
+// Attributes of the batch span.
+const (
+	attrBatchRequests = attribute.Key("meshkit.ratelimit.batch.requests")
+	attrBatchKeys     = attribute.Key("meshkit.ratelimit.batch.keys")
+)
+
+// startBatchSpan starts the span of the Redis call that decides reqs, asking
+// for keys buckets, when at least one of the requests is sampled: a child of
+// the first sampled request's span, linked to every other sampled request's
+// span, so that each of their traces leads to the call that decided it. The
+// call's Redis spans (redisotel) are its children. The context has no
+// deadline or values of the requests'.
+func startBatchSpan(tracer trace.Tracer, reqs []*request, keys int) (context.Context, trace.Span) {
+	var (
+		parent trace.SpanContext
+		links  []trace.Link
+	)
+	for _, req := range reqs {
+		sc := trace.SpanContextFromContext(req.ctx)
+		switch {
+		case !sc.IsSampled():
+		case !parent.IsValid():
+			parent = sc
+		default:
+			links = append(links, trace.Link{SpanContext: sc})
+		}
+	}
+	if !parent.IsValid() {
+		return context.Background(), noop.Span{}
+	}
+	return tracer.Start(trace.ContextWithSpanContext(context.Background(), parent), DecisionSpanName,
+		trace.WithSpanKind(trace.SpanKindInternal),
+		trace.WithLinks(links...),
+		trace.WithAttributes(attrBatchRequests.Int(len(reqs)), attrBatchKeys.Int(keys)))
+}
+
+// childSpansOnly is a TracerProvider whose tracers start spans only inside a
+// trace: without a span in the context they return a span that records
+// nothing. Given to the Redis client's instrumentation, it keeps the calls
+// made outside any request (the breaker's PINGs every 200ms while Redis is
+// down, loading the script) from each starting a trace of their own.
+type childSpansOnly struct {
+	embedded.TracerProvider
+	tp trace.TracerProvider
+}
+
+// ChildSpansOnly wraps tp so that its tracers start no root spans.
+func ChildSpansOnly(tp trace.TracerProvider) trace.TracerProvider {
+	return childSpansOnly{tp: tp}
+}
+
+func (p childSpansOnly) Tracer(name string, opts ...trace.TracerOption) trace.Tracer {
+	return childTracer{tracer: p.tp.Tracer(name, opts...)}
+}
+
+type childTracer struct {
+	embedded.Tracer
+	tracer trace.Tracer
+}
+
+func (t childTracer) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return ctx, noop.Span{}
+	}
+	return t.tracer.Start(ctx, name, opts...)
+}
