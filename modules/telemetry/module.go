@@ -42,7 +42,7 @@ var Module = fx.Module("telemetry",
 		route.AsRoutes(MetricsRoutes),
 		route.AsMiddleware(NewServerMiddleware),
 	),
-	fx.Invoke(InstallPropagator),
+	fx.Invoke(InstallPropagator, InstallErrorHandler),
 )
 
 // newModuleLogger is [NewLogger] to standard error, its handler wrapped in a
@@ -72,7 +72,10 @@ type TracerProviderParams struct {
 // batches, instead of to the OTLP endpoint: a test's in-memory exporter, a
 // benchmark's discarding one, or an exporter the OTEL_* variables cannot
 // describe. The sampler is still OTEL_TRACES_SAMPLER's. The provider flushes
-// and shuts exp down when the app stops.
+// and shuts exp down when the app stops; mind that
+// tracetest.InMemoryExporter forgets its spans on Shutdown, so a test reads
+// them before the app stops (after ForceFlush on the *sdktrace.TracerProvider)
+// or wraps it.
 func WithSpanExporter(exp sdktrace.SpanExporter) fx.Option {
 	return fx.Supply(fx.Annotate(exp, fx.As(new(sdktrace.SpanExporter))))
 }
@@ -141,4 +144,14 @@ func NewMeterProviderFx(lc fx.Lifecycle, res *resource.Resource) (MeterProviderR
 // [Module]).
 func InstallPropagator(p propagation.TextMapPropagator, _ trace.TracerProvider, _ metric.MeterProvider) {
 	otel.SetTextMapPropagator(p)
+}
+
+// InstallErrorHandler makes the errors OpenTelemetry reports through its
+// global handler (an export that failed, a metric callback's error) records
+// of log at Warn, with the error as "error", in the service's log format:
+// without it they go to standard error as plain text lines.
+func InstallErrorHandler(log *slog.Logger) {
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		log.Warn("opentelemetry", slog.Any("error", err))
+	}))
 }

@@ -3,8 +3,12 @@ package telemetry_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"log/slog"
 	"strings"
 	"testing"
+
+	"go.opentelemetry.io/otel"
 
 	"github.com/meshkit/meshkit/modules/telemetry"
 )
@@ -38,5 +42,21 @@ func TestConfigValidate(t *testing.T) {
 		if _, err := telemetry.NewLogger(bad, &bytes.Buffer{}); err == nil {
 			t.Errorf("%+v accepted", bad)
 		}
+	}
+}
+
+// OpenTelemetry's own errors become records of the service's log.
+func TestErrorHandlerLogsInTheServiceFormat(t *testing.T) {
+	prev := otel.GetErrorHandler()
+	t.Cleanup(func() { otel.SetErrorHandler(prev) })
+	var buf bytes.Buffer
+	telemetry.InstallErrorHandler(slog.New(slog.NewJSONHandler(&buf, nil)))
+	otel.Handle(errors.New("traces export: connection refused"))
+	var rec map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
+		t.Fatalf("log %q: %v", buf.String(), err)
+	}
+	if rec["level"] != "WARN" || rec["msg"] != "opentelemetry" || rec["error"] != "traces export: connection refused" {
+		t.Errorf("record %v, want a WARN opentelemetry record with the error", rec)
 	}
 }
