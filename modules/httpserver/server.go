@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/meshkit/meshkit/internal/route"
@@ -24,9 +25,13 @@ type Server struct {
 	onServeError func(error)
 
 	api, admin *http.Server
+	draining   atomic.Bool // set by StartDraining: responses carry Connection: close
+	stopping   atomic.Bool // set by Stop before it closes the listeners
+	conns      connStates
 
 	mu                 sync.Mutex
 	apiAddr, adminAddr net.Addr
+	listeners          []net.Listener // until Stop closes them
 	serving            sync.WaitGroup
 }
 
@@ -73,7 +78,7 @@ func New(cfg Config, log *slog.Logger, routes []route.Route, middleware []route.
 
 func (s *Server) newHTTPServer(h http.Handler, backstop time.Duration) *http.Server {
 	return &http.Server{
-		Handler:           h,
+		Handler:           closeWhileDraining{next: h, draining: &s.draining},
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       cmp.Or(s.cfg.ReadTimeout, backstop),
 		WriteTimeout:      cmp.Or(s.cfg.WriteTimeout, backstop),
@@ -81,8 +86,24 @@ func (s *Server) newHTTPServer(h http.Handler, backstop time.Duration) *http.Ser
 		// net/http's own limit is a backstop at twice the configured one: up to
 		// there the limits stage answers 431 with a problem body.
 		MaxHeaderBytes: 2 * s.cfg.MaxHeaderBytes,
+		ConnState:      s.conns.track,
 		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+}
+
+// closeWhileDraining asks for each connection to be closed after its response
+// once the server is draining (net/http honours a handler's Connection: close,
+// and over HTTP/2 sends GOAWAY).
+type closeWhileDraining struct {
+	next     http.Handler
+	draining *atomic.Bool
+}
+
+func (h closeWhileDraining) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.draining.Load() {
+		w.Header().Set("Connection", "close")
+	}
+	h.next.ServeHTTP(w, r)
 }
 
 // APIHandler is the API listener's handler, for tests and benchmarks that
@@ -120,12 +141,13 @@ func (s *Server) Start(ctx context.Context) error {
 		_ = apiLn.Close()
 		return fmt.Errorf("httpserver: listen on SERVICE_ADMIN_ADDR=%s: %w", s.cfg.AdminAddr, err)
 	}
-	s.mu.Lock()
-	s.apiAddr, s.adminAddr = apiLn.Addr(), adminLn.Addr()
-	s.mu.Unlock()
 	if s.tlsConfig != nil {
 		apiLn = tls.NewListener(apiLn, s.tlsConfig)
 	}
+	s.mu.Lock()
+	s.apiAddr, s.adminAddr = apiLn.Addr(), adminLn.Addr()
+	s.listeners = []net.Listener{apiLn, adminLn}
+	s.mu.Unlock()
 	s.serve("api", s.api, apiLn)
 	s.serve("admin", s.admin, adminLn)
 	return nil
@@ -137,34 +159,116 @@ func (s *Server) serve(name string, srv *http.Server, ln net.Listener) {
 	s.serving.Add(1)
 	go func() {
 		defer s.serving.Done()
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		err := srv.Serve(ln)
+		if err != nil && !errors.Is(err, http.ErrServerClosed) && !s.stopping.Load() {
 			s.log.Error("http server stopped serving", slog.String("listener", name), slog.String("error", err.Error()))
 			s.onServeError(err)
 		}
 	}()
 }
 
+// StartDraining makes every response from now on carry Connection: close and
+// closes its connection after it, on both listeners, while they go on
+// serving. Call it when readiness starts failing (cmd/service does, on the
+// first signal): keep-alive clients then reconnect, through a load balancer
+// that no longer routes here, one response at a time, instead of holding
+// connections that Stop would close under them. Idle connections are left
+// alone, since closing one races a request the client may be sending on it;
+// Stop closes those still idle. It returns at once; calling it again does
+// nothing.
+func (s *Server) StartDraining() {
+	if s.draining.CompareAndSwap(false, true) {
+		s.log.Info("http server draining: responses close their connections")
+	}
+}
+
 // Stop stops accepting connections and waits for in-flight requests, at most
 // SERVICE_SHUTDOWN_TIMEOUT (or until ctx ends). When requests are still running
 // then, their connections are closed and an error says so.
+//
+// It closes the listeners itself and waits until every connection is idle
+// before it calls http.Server.Shutdown, which closes the idle ones: Shutdown
+// alone would drop, unanswered, a request it finds still unread on a
+// connection accepted just before the listener closed (golang/go#75591).
+// Responses close their connections from the start of Stop, as after
+// StartDraining.
 func (s *Server) Stop(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ShutdownTimeout)
 	defer cancel()
+	s.StartDraining()
+	s.closeListeners()
+	err := s.conns.waitIdle(ctx)
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
 	for i, srv := range []*http.Server{s.api, s.admin} {
 		wg.Go(func() {
-			if err := srv.Shutdown(ctx); err != nil {
-				errs[i] = err
+			if err != nil {
+				_ = srv.Close()
+				return
+			}
+			if errs[i] = srv.Shutdown(ctx); errs[i] != nil {
 				_ = srv.Close()
 			}
 		})
 	}
 	wg.Wait()
-	s.serving.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := errors.Join(append(errs, err)...); err != nil {
 		return fmt.Errorf("httpserver: requests still running when the shutdown timeout (%s) passed: %w", s.cfg.ShutdownTimeout, err)
 	}
 	s.log.Info("http server stopped")
 	return nil
+}
+
+// closeListeners closes both listeners, so that new connections are
+// refused, and waits until both Serve calls have returned.
+func (s *Server) closeListeners() {
+	s.stopping.Store(true)
+	s.mu.Lock()
+	for _, ln := range s.listeners {
+		_ = ln.Close()
+	}
+	s.listeners = nil
+	s.mu.Unlock()
+	s.serving.Wait()
+}
+
+// connStates knows the connections of both listeners that are new (accepted,
+// no request read yet) or active (serving a request), from
+// http.Server.ConnState.
+type connStates struct {
+	mu   sync.Mutex
+	busy map[net.Conn]struct{}
+}
+
+func (c *connStates) track(conn net.Conn, state http.ConnState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch state {
+	case http.StateNew, http.StateActive:
+		if c.busy == nil {
+			c.busy = make(map[net.Conn]struct{})
+		}
+		c.busy[conn] = struct{}{}
+	default:
+		delete(c.busy, conn)
+	}
+}
+
+// waitIdle waits until no connection is new or active, or ctx ends.
+func (c *connStates) waitIdle(ctx context.Context) error {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		c.mu.Lock()
+		busy := len(c.busy)
+		c.mu.Unlock()
+		if busy == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("connections still new or active: %d: %w", busy, ctx.Err())
+		case <-tick.C:
+		}
+	}
 }
