@@ -25,8 +25,10 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"go.uber.org/fx"
 
 	"github.com/meshkit/meshkit/app"
+	"github.com/meshkit/meshkit/modules/httpserver"
 )
 
 func main() {
@@ -73,10 +75,15 @@ func loadConfig(name string, args []string, stderr io.Writer) (app.Config, int) 
 }
 
 // serve runs the app until SIGTERM or SIGINT, then stops it within the
-// shutdown budget. A second signal exits at once.
+// shutdown budget: readiness fails and the listeners start closing each
+// connection after its response, the drain delay passes while they serve,
+// in-flight requests get the shutdown timeout, then the rest stops. It
+// returns 0 after a clean drain and 1 when the stop failed (requests still
+// running at the deadline). A second signal exits at once, with 2.
 func serve(cfg app.Config, stderr io.Writer) int {
 	gin.SetMode(gin.ReleaseMode)
-	a := app.New(app.WithConfig(cfg))
+	var server *httpserver.Server
+	a := app.New(app.WithConfig(cfg), fx.Populate(&server))
 	if err := a.Err(); err != nil {
 		fmt.Fprintln(stderr, "service:", err)
 		return 1
@@ -96,6 +103,9 @@ func serve(cfg app.Config, stderr io.Writer) int {
 
 	exitCode := (<-stopRequested).ExitCode
 	exitOnNextSignal(stderr)
+	// At the same moment as readiness fails (the first OnStop hook), so
+	// that keep-alive clients move during the drain delay.
+	server.StartDraining()
 	stopCtx, cancelStop := context.WithTimeout(context.Background(), a.StopTimeout())
 	defer cancelStop()
 	if err := a.Stop(stopCtx); err != nil {
