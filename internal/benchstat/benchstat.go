@@ -1,6 +1,13 @@
 // Package benchstat holds what the comparison benchmarks share: timing a
-// run of b.N requests with its allocations, and the median of rounds
-// (DESIGN.md section 4: a peer is measured in the same run, alternately).
+// run of b.N requests with its allocations, the median of rounds, the
+// comparison of peers measured alternately in the same run (DESIGN.md
+// section 4), and the loopback harness of the HTTP comparisons (a plain
+// server, a keep-alive client, callers in parallel, the answer checked).
+//
+// The peers of the GET /v1/hello comparisons themselves (bare gin, the
+// default app, the sampling cases) are in the hellobench package below this
+// one, which imports the app; this package imports nothing of meshkit's, so
+// that any package's tests can use it.
 package benchstat
 
 import (
