@@ -228,9 +228,13 @@ func (r *Registry) Stop(ctx context.Context) error {
 	defer grace.Stop()
 	select {
 	case <-returned:
+		return nil
 	case <-grace.C:
-		r.log.Warn("health: a check ignores its context and is still running; not waiting for it")
 	case <-ctx.Done():
+	}
+	select {
+	case <-returned: // it returned at the same moment
+	default:
 		r.log.Warn("health: a check ignores its context and is still running; not waiting for it")
 	}
 	return nil

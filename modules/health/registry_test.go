@@ -192,11 +192,13 @@ func TestHungCheckFailsAfterItsTimeoutAndNeverSlowsAProbe(t *testing.T) {
 			t.Fatalf("/readyz with a hung critical check = %s, want 503", last)
 		}
 	}
-	// Probes read the last result: none waits for the check. 250ms is far
-	// above a loopback probe and far below the check's endless run.
-	if slowest > 250*time.Millisecond {
-		t.Errorf("slowest /readyz %v while the check hangs, want it independent of the check", slowest)
+	// Probes read the last result: none waits for the check, which never
+	// returns. The budget is a probe's usual timeout (Kubernetes'
+	// timeoutSeconds: 1); a loopback probe takes a few milliseconds.
+	if slowest > time.Second {
+		t.Errorf("slowest /readyz %v while the check hangs, want it within a probe's 1s budget", slowest)
 	}
+	t.Logf("slowest /readyz %v while the check hangs", slowest)
 	if c := checksOf(t, last)["hung"]; c.Status != check.Fail || c.Output != check.ReasonTimeout {
 		t.Errorf("/readyz %s, want checks.hung fail with output timeout", last)
 	}
@@ -240,7 +242,9 @@ func TestConcurrentProbesCauseNoDependencyCalls(t *testing.T) {
 	var mu sync.Mutex
 	var calls []time.Time
 	s := startRegistry(t, health.RegistryOptions{Checks: []check.Check{{
-		Name: "dependency", Critical: true, Timeout: 100 * time.Millisecond, Period: period,
+		// A timeout that the load of 1,000 probes on two cores cannot make
+		// this instant check overrun.
+		Name: "dependency", Critical: true, Timeout: 5 * time.Second, Period: period,
 		Run: func(context.Context) error {
 			mu.Lock()
 			defer mu.Unlock()
@@ -256,6 +260,7 @@ func TestConcurrentProbesCauseNoDependencyCalls(t *testing.T) {
 	began := time.Now()
 	var wg sync.WaitGroup
 	var failed atomic.Int32
+	var firstFailure atomic.Value
 	for i := range 1000 {
 		url := s.url(i%2 == 0, "/readyz")
 		if i%10 == 0 {
@@ -265,12 +270,14 @@ func TestConcurrentProbesCauseNoDependencyCalls(t *testing.T) {
 			resp, err := s.client.Get(url)
 			if err != nil {
 				failed.Add(1)
+				firstFailure.CompareAndSwap(nil, err.Error())
 				return
 			}
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusOK {
 				failed.Add(1)
+				firstFailure.CompareAndSwap(nil, resp.Status)
 			}
 		})
 	}
@@ -282,7 +289,7 @@ func TestConcurrentProbesCauseNoDependencyCalls(t *testing.T) {
 	times := append([]time.Time(nil), calls...)
 	mu.Unlock()
 	if n := failed.Load(); n > 0 {
-		t.Errorf("%d of 1000 probes failed", n)
+		t.Errorf("%d of 1000 probes failed, the first with %v", n, firstFailure.Load())
 	}
 	// The check's own schedule allows one call per period begun.
 	if allowed := int(elapsed/period) + 1; during > allowed {
