@@ -55,11 +55,11 @@ type probes struct {
 
 // live answers 200 while the process can answer at all.
 func live(c *gin.Context) {
-	c.JSON(http.StatusOK, readyBody{Status: check.Pass})
+	c.JSON(http.StatusOK, probeBody{Status: check.Pass})
 }
 
-// readyBody is /readyz's answer when ready.
-type readyBody struct {
+// probeBody is /livez's answer, and /readyz's when ready.
+type probeBody struct {
 	Status string                `json:"status"`
 	Checks map[string]readyEntry `json:"checks,omitempty"`
 }
@@ -94,7 +94,7 @@ func (p probes) ready(c *gin.Context) {
 		writeChecksProblem(c, problem.New(http.StatusServiceUnavailable, rep.Failing+" is failing"), checks)
 		return
 	}
-	c.JSON(http.StatusOK, readyBody{Status: rep.Status, Checks: checks})
+	c.JSON(http.StatusOK, probeBody{Status: rep.Status, Checks: checks})
 }
 
 // checksProblem is a problem with the checks as an extension member.
