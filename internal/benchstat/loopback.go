@@ -33,6 +33,21 @@ func StartServer(tb testing.TB, h http.Handler) string {
 	return "http://" + ln.Addr().String()
 }
 
+// StopTimeout is how long StopAtCleanup gives a stop.
+const StopTimeout = 10 * time.Second
+
+// StopAtCleanup calls stop when the test ends, with a context that ends
+// after StopTimeout, and fails the test with stop's error.
+func StopAtCleanup(tb testing.TB, stop func(context.Context) error) {
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), StopTimeout)
+		defer cancel()
+		if err := stop(ctx); err != nil {
+			tb.Error(err)
+		}
+	})
+}
+
 // NewClient is an HTTP/1.1 keep-alive client with enough idle connections
 // for every benchmark goroutine; they are closed when the test ends.
 func NewClient(tb testing.TB) *http.Client {

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/meshkit/meshkit/app"
+	"github.com/meshkit/meshkit/internal/benchstat"
 	"github.com/meshkit/meshkit/modules/example"
 	"github.com/meshkit/meshkit/modules/httpserver"
 	"github.com/meshkit/meshkit/modules/telemetry"
@@ -80,18 +81,12 @@ func newApp(tb testing.TB, opts ...fx.Option) (*fx.App, *httpserver.Server) {
 func StartApp(tb testing.TB, opts ...fx.Option) *httpserver.Server {
 	tb.Helper()
 	a, srv := newApp(tb, opts...)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), benchstat.StopTimeout)
 	defer cancel()
 	if err := a.Start(ctx); err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := a.Stop(ctx); err != nil {
-			tb.Error(err)
-		}
-	})
+	benchstat.StopAtCleanup(tb, a.Stop)
 	return srv
 }
 
