@@ -54,7 +54,8 @@ type Policy struct {
 	// Priority is the route's admission class. Default: normal.
 	Priority priority.Class
 	// MaxPriority is the highest class an authenticated caller may ask for with
-	// X-Request-Priority. Default: the route's Priority.
+	// X-Request-Priority. The ceiling is the higher of it and Priority, so the
+	// zero value (normal) leaves a route of normal or higher class at its own.
 	MaxPriority priority.Class
 	// Timeout is the route's request deadline. Default (0): SERVICE_HTTP_REQUEST_TIMEOUT.
 	// A negative value means no deadline (for streaming routes).

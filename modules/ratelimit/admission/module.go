@@ -1,0 +1,60 @@
+// Package admission protects the service from overload: an admission stage
+// (DESIGN.md section 2, after security, before rate limiting) that keeps the
+// requests in progress under a concurrency limit and, when the limit is
+// reached, refuses the least important work first.
+//
+// Requests have one of four classes (internal/priority): critical, high,
+// normal (the default) and low. A route's policy sets its class, and the
+// highest one an authenticated caller may ask for with X-Request-Priority (or
+// with the W3C baggage member "priority", which this service sets on its
+// outbound calls in turn). Each class may fill only a share of the limit (low
+// 50%, normal 70%, high 90%, critical all of it), so the lower classes are
+// refused first and the higher ones find room. Past its share, a request
+// waits in a short queue ordered by class (SERVICE_OVERLOAD_QUEUE_SIZE,
+// SERVICE_OVERLOAD_QUEUE_TIMEOUT); a full queue makes room for a higher class
+// by shedding the newest waiter of the lowest one. A shed request gets a 503
+// problem with Retry-After, before any rate-limit (Redis) call or handler.
+// Probes and /metrics are never shed.
+//
+// The limit adapts to latency ([Limit], after TCP Vegas), not to CPU use,
+// which misleads under container CPU quotas; SERVICE_OVERLOAD_MAX_INFLIGHT
+// fixes it instead.
+//
+// Swappable with fx.Decorate or fx.Replace: [Config], *[Controller].
+package admission
+
+import (
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/fx"
+
+	"github.com/meshkit/meshkit/internal/route"
+)
+
+// Module provides the *Controller and the admission stage; the controller's
+// figures are metrics (see [Metrics]).
+var Module = fx.Module("admission",
+	fx.Provide(
+		Config.NewController,
+		route.AsMiddleware(newMiddlewareFx),
+	),
+)
+
+// MiddlewareParams are newMiddlewareFx's dependencies.
+type MiddlewareParams struct {
+	fx.In
+
+	Controller *Controller
+	// MeterProvider, when there is one, gets the stage's metrics.
+	MeterProvider metric.MeterProvider `optional:"true"`
+}
+
+func newMiddlewareFx(p MiddlewareParams) ([]route.Middleware, error) {
+	var m *Metrics
+	if p.MeterProvider != nil {
+		var err error
+		if m, err = NewMetrics(p.MeterProvider, p.Controller); err != nil {
+			return nil, err
+		}
+	}
+	return []route.Middleware{NewMiddleware(p.Controller, m)}, nil
+}
