@@ -13,6 +13,7 @@ import (
 	"github.com/meshkit/meshkit/modules/health"
 	"github.com/meshkit/meshkit/modules/httpserver"
 	"github.com/meshkit/meshkit/modules/ratelimit"
+	"github.com/meshkit/meshkit/modules/ratelimit/admission"
 	"github.com/meshkit/meshkit/modules/security"
 	"github.com/meshkit/meshkit/modules/telemetry"
 )
@@ -39,6 +40,7 @@ func Options(opts ...fx.Option) fx.Option {
 		httpserver.Module,
 		health.Module,
 		security.Module,
+		admission.Module,
 		ratelimit.Module,
 		example.Module,
 		fx.Options(opts...),
@@ -76,12 +78,13 @@ type Sections struct {
 	Health    health.Config
 	Security  security.Config
 	RateLimit ratelimit.Config
+	Overload  admission.Config
 	Telemetry telemetry.Config
 	Example   example.Config
 }
 
 func sections(c Config) Sections {
-	return Sections{HTTP: c.HTTP, Health: c.Health, Security: c.Security, RateLimit: c.RateLimit, Telemetry: c.Telemetry, Example: c.Example}
+	return Sections{HTTP: c.HTTP, Health: c.Health, Security: c.Security, RateLimit: c.RateLimit, Overload: c.Overload, Telemetry: c.Telemetry, Example: c.Example}
 }
 
 // fxLogger sends Fx's own events to the service's logger, at debug level

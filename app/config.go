@@ -11,6 +11,7 @@ import (
 	"github.com/meshkit/meshkit/modules/health"
 	"github.com/meshkit/meshkit/modules/httpserver"
 	"github.com/meshkit/meshkit/modules/ratelimit"
+	"github.com/meshkit/meshkit/modules/ratelimit/admission"
 	"github.com/meshkit/meshkit/modules/security"
 	"github.com/meshkit/meshkit/modules/telemetry"
 )
@@ -35,6 +36,8 @@ type Config struct {
 	Security security.Config `yaml:"security"`
 	// RateLimit configures the per-client token buckets and their backend.
 	RateLimit ratelimit.Config `yaml:"ratelimit"`
+	// Overload configures the admission stage's concurrency limit and queue.
+	Overload admission.Config `yaml:"overload"`
 	// Telemetry configures logging.
 	Telemetry telemetry.Config `yaml:"telemetry"`
 	// Example configures the example module.
@@ -49,6 +52,7 @@ func DefaultConfig(env string) Config {
 		Health:    health.DefaultConfig(env),
 		Security:  security.DefaultConfig(),
 		RateLimit: ratelimit.DefaultConfig(),
+		Overload:  admission.DefaultConfig(),
 		Telemetry: telemetry.DefaultConfig(),
 	}
 }
@@ -68,6 +72,7 @@ func (c Config) Validate() error {
 		c.Health.Validate,
 		c.Security.Validate,
 		c.RateLimit.Validate,
+		c.Overload.Validate,
 		c.Telemetry.Validate,
 		c.Example.Validate,
 	} {
