@@ -180,6 +180,9 @@ func TestRedisOutageFollowsTheFailureMode(t *testing.T) {
 				time.Sleep(20 * time.Millisecond)
 			}
 			t.Logf("back on Redis %s after it returned", time.Since(restarted).Round(time.Millisecond))
+			// As at the stop: requests in flight at the switch back may have
+			// been decided by the failure mode.
+			time.Sleep(100 * time.Millisecond)
 			load.mark()
 			time.Sleep(300 * time.Millisecond)
 			after := load.stop()
