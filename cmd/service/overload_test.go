@@ -1,0 +1,302 @@
+package main_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/meshkit/meshkit/internal/devpki"
+)
+
+// The overload test's service: its handler (GET /v1/upstream) calls an
+// upstream of known capacity, upstreamSlots requests at a time, each for
+// upstreamCost; more wait for a slot. Its capacity is slots/cost = 400
+// requests per second.
+const (
+	upstreamSlots = 8
+	upstreamCost  = 20 * time.Millisecond
+)
+
+// boundedUpstream answers each request after holding one of its slots for
+// its cost; requests beyond the slots wait for one, as at a database with a
+// connection pool.
+func boundedUpstream(t *testing.T) *httptest.Server {
+	slots := make(chan struct{}, upstreamSlots)
+	testEnded := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case slots <- struct{}{}:
+		case <-r.Context().Done():
+			return
+		case <-testEnded:
+			return
+		}
+		defer func() { <-slots }()
+		timer := time.NewTimer(upstreamCost)
+		defer timer.Stop()
+		select {
+		case <-timer.C:
+			_, _ = io.WriteString(w, "done")
+		case <-r.Context().Done():
+		case <-testEnded:
+		}
+	}))
+	t.Cleanup(up.Close)
+	t.Cleanup(func() { close(testEnded) }) // runs first: Close does not wait for the slots
+	return up
+}
+
+// call is one request of the overload test's load.
+type call struct {
+	high    bool
+	status  int // 0: a transport error
+	latency time.Duration
+	ended   time.Time
+}
+
+// calls are a load's results.
+type calls []call
+
+// of returns the calls of one class.
+func (cs calls) of(high bool) calls {
+	var out calls
+	for _, c := range cs {
+		if c.high == high {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// ok is how many got a 200.
+func (cs calls) ok() int {
+	n := 0
+	for _, c := range cs {
+		if c.status == http.StatusOK {
+			n++
+		}
+	}
+	return n
+}
+
+// statuses counts the calls by status.
+func (cs calls) statuses() map[int]int {
+	m := map[int]int{}
+	for _, c := range cs {
+		m[c.status]++
+	}
+	return m
+}
+
+// p99 is the 99th percentile latency of the calls that got a 200.
+func (cs calls) p99() time.Duration {
+	var l []time.Duration
+	for _, c := range cs {
+		if c.status == http.StatusOK {
+			l = append(l, c.latency)
+		}
+	}
+	if len(l) == 0 {
+		return 0
+	}
+	slices.Sort(l)
+	return l[len(l)*99/100]
+}
+
+// after returns the calls that ended at or after t.
+func (cs calls) after(t time.Time) calls {
+	var out calls
+	for _, c := range cs {
+		if !c.ended.Before(t) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// overloadClient calls the service as two authenticated callers: one that
+// asks for high priority and one that asks for low.
+type overloadClient struct {
+	client    *http.Client
+	url       string
+	highToken string
+	lowToken  string
+}
+
+func (o *overloadClient) do(high bool) call {
+	token, class := o.lowToken, "low"
+	if high {
+		token, class = o.highToken, "high"
+	}
+	began := time.Now()
+	r := fetch(o.client, o.url, "Authorization", "Bearer "+token, "X-Request-Priority", class)
+	c := call{high: high, status: r.status, latency: time.Since(began), ended: time.Now()}
+	if r.err != nil {
+		c.status = 0
+	}
+	return c
+}
+
+// closedLoop runs workers callers, each calling again as soon as it has its
+// answer, for d.
+func (o *overloadClient) closedLoop(workers int, d time.Duration, high bool) calls {
+	var mu sync.Mutex
+	var out calls
+	var wg sync.WaitGroup
+	end := time.Now().Add(d)
+	for range workers {
+		wg.Go(func() {
+			for time.Now().Before(end) {
+				c := o.do(high)
+				mu.Lock()
+				out = append(out, c)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// openLoop sends rate requests per second for d, whatever the answers take
+// (as independent clients do), one in ten of high priority.
+func (o *overloadClient) openLoop(rate float64, d time.Duration) calls {
+	var mu sync.Mutex
+	var out calls
+	var wg sync.WaitGroup
+	began := time.Now()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	sent := 0
+	for now := range tick.C {
+		elapsed := now.Sub(began)
+		if elapsed >= d {
+			break
+		}
+		for due := int(rate * elapsed.Seconds()); sent < due; sent++ {
+			high := sent%10 == 0
+			wg.Go(func() {
+				c := o.do(high)
+				mu.Lock()
+				out = append(out, c)
+				mu.Unlock()
+			})
+		}
+	}
+	wg.Wait()
+	return out
+}
+
+// rps is the rate of 200s among cs over d.
+func rps(cs calls, d time.Duration) float64 { return float64(cs.ok()) / d.Seconds() }
+
+// TestOverloadShedsLowPriorityFirst drives the built binary at about three
+// times its capacity, 10% high-priority and 90% low-priority requests: the
+// high ones keep their success rate and nearly their unloaded latency, the
+// low ones absorb the shedding, the service keeps serving at its capacity,
+// and once the load stops it serves its capacity again without shedding.
+//
+// The adaptive limit needs a moment to learn the overload: the figures are
+// taken from one second after it began, and the whole period is logged.
+func TestOverloadShedsLowPriorityFirst(t *testing.T) {
+	secret := []byte("overload-test-secret-0123456789abcdef")
+	token := func(subject string) string {
+		tok, err := devpki.DevToken(secret, subject, "", "", time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	up := boundedUpstream(t)
+	s := startService(t, loopbackEnv(
+		"SERVICE_EXAMPLE_UPSTREAM_URL="+up.URL,
+		"SERVICE_AUTH_HMAC_SECRET="+string(secret),
+		"SERVICE_RATELIMIT_RATE=1000000", "SERVICE_RATELIMIT_BURST=1000000", "SERVICE_RATELIMIT_PERIOD=1s",
+	))
+	transport := &http.Transport{MaxIdleConns: 2048, MaxIdleConnsPerHost: 2048}
+	t.Cleanup(transport.CloseIdleConnections)
+	o := &overloadClient{
+		client:    &http.Client{Transport: transport, Timeout: requestTimeout},
+		url:       s.apiURL("/v1/upstream"),
+		highToken: token("high-priority-caller"),
+		lowToken:  token("low-priority-caller"),
+	}
+
+	// Unloaded: half the upstream's slots busy.
+	unloaded := o.closedLoop(upstreamSlots/2, 1500*time.Millisecond, true)
+	if unloaded.ok() != len(unloaded) {
+		t.Fatalf("unloaded: %v, want only 200s", unloaded.statuses())
+	}
+	// Capacity: every slot busy, no queue.
+	const capacityRun = 2 * time.Second
+	full := o.closedLoop(upstreamSlots, capacityRun, false)
+	capacity := rps(full, capacityRun)
+	if full.ok() != len(full) || capacity < 0.5*upstreamSlots/upstreamCost.Seconds() {
+		t.Fatalf("at capacity: %v, %.0f/s, want only 200s near %.0f/s", full.statuses(), capacity, upstreamSlots/upstreamCost.Seconds())
+	}
+	t.Logf("unloaded: high p99 %s; capacity %.0f/s (%d slots of %s)", unloaded.p99(), capacity, upstreamSlots, upstreamCost)
+
+	const overloadRun, warmUp = 5 * time.Second, time.Second
+	began := time.Now()
+	load := o.openLoop(3*capacity, overloadRun)
+	steady := load.after(began.Add(warmUp))
+	high, low := steady.of(true), steady.of(false)
+	t.Logf("overload at %.0f/s for %s: all %v (high %v p99 %s, low %v); from %s on: high %v p99 %s, low %v p99 %s, %.0f/s served",
+		3*capacity, overloadRun, load.statuses(), load.of(true).statuses(), load.of(true).p99(), load.of(false).statuses(), warmUp,
+		high.statuses(), high.p99(), low.statuses(), low.p99(), rps(steady, overloadRun-warmUp))
+
+	if len(high) == 0 || float64(high.ok()) < 0.99*float64(len(high)) {
+		t.Errorf("high priority: %d of %d succeeded, want at least 99%%", high.ok(), len(high))
+	}
+	if p99, bound := high.p99(), 2*unloaded.p99(); p99 > bound {
+		t.Errorf("high priority p99 %s under overload, want within 2x the unloaded %s", p99, unloaded.p99())
+	}
+	if lowShare, highShare := float64(low.ok())/float64(len(low)), float64(high.ok())/float64(len(high)); lowShare >= highShare {
+		t.Errorf("low priority succeeded %.0f%%, high %.0f%%: the low ones should absorb the shedding", 100*lowShare, 100*highShare)
+	}
+	for status, n := range steady.statuses() {
+		if status != http.StatusOK && status != http.StatusServiceUnavailable {
+			t.Errorf("%d answers with status %d (0: transport error), want only 200s and 503s", n, status)
+		}
+	}
+	if served := rps(steady, overloadRun-warmUp); served < 0.9*capacity {
+		t.Errorf("served %.0f/s under overload, want at least 90%% of the capacity %.0f/s", served, capacity)
+	}
+	limit := admissionLimit(t, s)
+
+	// The load has stopped: the service serves its capacity again, shedding
+	// nothing.
+	again := o.closedLoop(upstreamSlots, capacityRun, false)
+	t.Logf("after the overload: limit %d; at capacity again: %v, %.0f/s, limit %d",
+		limit, again.statuses(), rps(again, capacityRun), admissionLimit(t, s))
+	if again.ok() != len(again) || rps(again, capacityRun) < 0.9*capacity {
+		t.Errorf("after the overload: %v at %.0f/s, want only 200s and at least 90%% of %.0f/s", again.statuses(), rps(again, capacityRun), capacity)
+	}
+	if got := admissionLimit(t, s); got < upstreamSlots {
+		t.Errorf("admission limit %d after the overload, want at least the %d the service needs", got, upstreamSlots)
+	}
+}
+
+// admissionLimit reads meshkit_admission_limit from the admin /metrics.
+func admissionLimit(t *testing.T, s *service) int {
+	t.Helper()
+	r := mustGet(t, newClient(t), s.adminURL("/metrics"))
+	for line := range strings.Lines(r.body) {
+		if rest, ok := strings.CutPrefix(line, "meshkit_admission_limit"); ok && !strings.HasPrefix(rest, "_") {
+			fields := strings.Fields(rest)
+			n, err := strconv.ParseFloat(fields[len(fields)-1], 64)
+			if err != nil {
+				t.Fatalf("metrics line %q: %v", line, err)
+			}
+			return int(n)
+		}
+	}
+	t.Fatalf("no meshkit_admission_limit in /metrics:\n%s", r.body)
+	return 0
+}
