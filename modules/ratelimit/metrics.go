@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -34,28 +35,42 @@ var redisModes = [...]string{BackendRedis, string(FailLocal), string(FailOpen), 
 // records decisions when [WithMetrics] gives it one. It is safe for
 // concurrent use.
 type Metrics struct {
-	decisions metric.Int64Counter
-	// The attribute sets of the three results, made once, as the option
-	// slices Add takes (passing one option would allocate its slice per call).
-	allowed, limited, errored []metric.AddOption
+	// The decisions by result (resultIndex), observed when collected: an
+	// atomic add per decision instead of a synchronous Add with its
+	// attribute handling.
+	decisions [numResults]atomic.Int64
 }
+
+// The results' indexes in Metrics.decisions.
+const (
+	allowedIndex = iota
+	limitedIndex
+	errorIndex
+	numResults
+)
 
 // NewMetrics makes the instruments on mp's meter. backend is the configured
 // backend, recorded with every decision; the mode gauge observes l when it
 // has modes (see [Redis.Mode]), and lasts as long as mp.
 func NewMetrics(mp metric.MeterProvider, l Limiter, backend string) (*Metrics, error) {
 	meter := mp.Meter(meterName)
-	decisions, err := meter.Int64Counter("meshkit.ratelimit.decisions",
+	m := &Metrics{}
+	var sets [numResults]metric.ObserveOption
+	for i, result := range [numResults]string{allowedIndex: resultAllowed, limitedIndex: resultLimited, errorIndex: resultError} {
+		sets[i] = metric.WithAttributeSet(attribute.NewSet(attribute.String("result", result), attribute.String("backend", backend)))
+	}
+	_, err := meter.Int64ObservableCounter("meshkit.ratelimit.decisions",
 		metric.WithDescription("Rate-limit decisions, by result and backend."),
-		metric.WithUnit("{decision}"))
+		metric.WithUnit("{decision}"),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			for i := range m.decisions {
+				o.Observe(m.decisions[i].Load(), sets[i])
+			}
+			return nil
+		}))
 	if err != nil {
 		return nil, err
 	}
-	with := func(result string) []metric.AddOption {
-		return []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(
-			attribute.String("result", result), attribute.String("backend", backend)))}
-	}
-	m := &Metrics{decisions: decisions, allowed: with(resultAllowed), limited: with(resultLimited), errored: with(resultError)}
 	if l, ok := l.(moder); ok {
 		if err := observeMode(meter, l); err != nil {
 			return nil, err
@@ -87,13 +102,13 @@ func observeMode(meter metric.Meter, l moder) error {
 }
 
 // record counts one decision of the stage: d when err is nil.
-func (m *Metrics) record(ctx context.Context, d Decision, err error) {
+func (m *Metrics) record(d Decision, err error) {
 	switch {
 	case err != nil:
-		m.decisions.Add(ctx, 1, m.errored...)
+		m.decisions[errorIndex].Add(1)
 	case d.Allowed:
-		m.decisions.Add(ctx, 1, m.allowed...)
+		m.decisions[allowedIndex].Add(1)
 	default:
-		m.decisions.Add(ctx, 1, m.limited...)
+		m.decisions[limitedIndex].Add(1)
 	}
 }

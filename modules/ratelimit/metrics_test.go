@@ -133,6 +133,7 @@ func TestMetricsCountTheStagesDecisions(t *testing.T) {
 	checkPoints(t, reader, "meshkit.ratelimit.decisions", map[attribute.Set]int64{
 		set("backend", "memory", "result", "allowed"): 2,
 		set("backend", "memory", "result", "limited"): 1,
+		set("backend", "memory", "result", "error"):   0, // every result is a series from the start
 	})
 	if got := points(t, reader, "meshkit.ratelimit.redis.mode"); len(got) != 0 {
 		t.Errorf("the memory limiter has a mode gauge: %v", got)
@@ -161,7 +162,9 @@ func TestMetricsCountErrorsAndTheRedisMode(t *testing.T) {
 		}
 	}
 	checkPoints(t, reader, "meshkit.ratelimit.decisions", map[attribute.Set]int64{
-		set("backend", "redis", "result", "error"): breakerThreshold + 1,
+		set("backend", "redis", "result", "error"):   breakerThreshold + 1,
+		set("backend", "redis", "result", "allowed"): 0,
+		set("backend", "redis", "result", "limited"): 0,
 	})
 	checkPoints(t, reader, "meshkit.ratelimit.redis.mode", map[attribute.Set]int64{
 		set("mode", "redis"): 0, set("mode", "local"): 0, set("mode", "open"): 0, set("mode", "closed"): 1,
@@ -179,6 +182,7 @@ func TestMetricsOnTheSharedRedis(t *testing.T) {
 	checkPoints(t, reader, "meshkit.ratelimit.decisions", map[attribute.Set]int64{
 		set("backend", "redis", "result", "allowed"): 1,
 		set("backend", "redis", "result", "limited"): 1,
+		set("backend", "redis", "result", "error"):   0,
 	})
 	checkPoints(t, reader, "meshkit.ratelimit.redis.mode", map[attribute.Set]int64{
 		set("mode", "redis"): 1, set("mode", "local"): 0, set("mode", "open"): 0, set("mode", "closed"): 0,

@@ -71,7 +71,7 @@ func limitHandler(l Limiter, limit Limit, m *Metrics) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		d, err := l.Allow(c, ClientKey(c), limit)
 		if m != nil {
-			m.record(c.Request.Context(), d, err)
+			m.record(d, err)
 		}
 		if err != nil {
 			unavailable(c, err)
