@@ -58,6 +58,12 @@ const (
 	probeEvery    = 40  // busy windows between probes, about 2s
 	dropFactor    = 0.9
 	latencySlack  = time.Millisecond
+	// alphaSteps and betaSteps bound the queue the limit keeps inside the
+	// service, in steps of log10(limit): below alpha it grows, above beta it
+	// shrinks. Netflix's Vegas uses 3 and 6; a shorter queue keeps the
+	// latency of the admitted requests nearer the no-load latency.
+	alphaSteps = 2
+	betaSteps  = 4
 	// keptSamples is how many of a window's latencies are kept, uniformly
 	// at random (reservoir sampling), for its median.
 	keptSamples = 64
@@ -177,7 +183,7 @@ func (l *Limit) update() {
 		queue = l.limit * (1 - float64(noLoad)/float64(rtt))
 	}
 	step := math.Max(1, math.Log10(l.limit))
-	switch alpha, beta := 3*step, 6*step; {
+	switch alpha, beta := alphaSteps*step, betaSteps*step; {
 	case queue <= step:
 		l.limit += beta // far from any queue: grow fast
 	case queue < alpha:

@@ -58,8 +58,8 @@ func TestLimitShrinksAtOnceWhenRequestsQueue(t *testing.T) {
 	before := l.Current()
 	// Latency tripled: two thirds of the requests in progress are queueing.
 	got := window(l, clock, 30*time.Millisecond, before)
-	// What the service serves without queueing is a third, plus alpha (3 log10).
-	if want := before/3 + 6; got < want-1 || got > want+1 {
+	// What the service serves without queueing is a third, plus alpha.
+	if want := before/3 + alphaSteps*2; got < want-1 || got > want+1 {
 		t.Fatalf("limit %d after latency tripled at %d, want about %d", got, before, want)
 	}
 }
