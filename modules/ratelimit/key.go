@@ -1,11 +1,11 @@
 package ratelimit
 
 import (
-	"net"
 	"net/netip"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/meshkit/meshkit/internal/clientip"
 	"github.com/meshkit/meshkit/internal/principal"
 )
 
@@ -25,29 +25,9 @@ func ClientKey(c *gin.Context) string {
 // claims to be: "ip:" + the address gin resolves with the trusted proxies, an
 // IPv6 one's /64.
 func AddressKey(c *gin.Context) string {
-	var ip string
-	if h := c.Request.Header; h["X-Forwarded-For"] == nil && h["X-Real-Ip"] == nil {
-		// Nothing forwarded: the peer is the client, trusted or not. This
-		// is what ClientIP would find, without its two allocations.
-		ip = c.RemoteIP()
-	} else {
-		ip = c.ClientIP()
-	}
-	if ip == "" {
-		// gin gives "" only when RemoteAddr is not host:port, which
-		// net/http never does; key by the raw value rather than lump such
-		// clients together.
-		ip = c.Request.RemoteAddr
-		if host, _, err := net.SplitHostPort(ip); err == nil {
-			ip = host
-		}
-	}
-	return "ip:" + addrKey(ip)
+	return "ip:" + addrKey(clientip.Of(c))
 }
 
-// addrKey is the bucket part of a client address: an IPv4 address as it is
-// (an IPv4-mapped IPv6 address too), an IPv6 address's /64 prefix, and
-// anything that does not parse as it came.
 func addrKey(s string) string {
 	a, err := netip.ParseAddr(s)
 	if err != nil {

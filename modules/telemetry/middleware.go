@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/semconv/v1.37.0/httpconv"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/meshkit/meshkit/internal/clientip"
 	"github.com/meshkit/meshkit/internal/problem"
 	"github.com/meshkit/meshkit/internal/requestid"
 	"github.com/meshkit/meshkit/internal/route"
@@ -204,7 +205,7 @@ func (s *serverStage) finish(c *gin.Context, inbound, ctx context.Context, span 
 		slog.String("route", c.FullPath()),
 		slog.Int("status", status),
 		slog.Duration("duration", elapsed),
-		slog.String("client", c.ClientIP()),
+		slog.String("client", clientip.Of(c)),
 		slog.String("request_id", requestid.From(c)),
 		slog.String("trace_id", traceID),
 		slog.String("span_id", spanID),
