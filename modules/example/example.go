@@ -117,15 +117,19 @@ func (h *Handlers) Upstream(c *gin.Context) {
 		problem.Abort(c, http.StatusServiceUnavailable, "no upstream is configured")
 		return
 	}
-	req, err := http.NewRequestWithContext(c, http.MethodGet, h.upstreamURL, nil)
+	// The request's context, not c: the transport still uses the context
+	// after the handler has returned (it ends it once the body is closed),
+	// and gin reuses c for the next request by then.
+	ctx := c.Request.Context()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.upstreamURL, nil)
 	if err != nil {
 		_ = c.Error(err)
 		return
 	}
 	resp, err := h.client.Do(req)
 	if err != nil {
-		if c.Err() != nil {
-			_ = c.Error(c.Err()) // our deadline passed: 504
+		if ctx.Err() != nil {
+			_ = c.Error(ctx.Err()) // our deadline passed: 504
 			return
 		}
 		problem.Abort(c, http.StatusBadGateway, "the upstream could not be reached")
