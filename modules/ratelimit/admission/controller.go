@@ -252,13 +252,19 @@ func (c *Controller) removeLocked(w *waiter) bool {
 	return false
 }
 
-// setCaps recomputes the classes' shares of the limit: at least 1 each.
+// setCaps recomputes the classes' shares of the limit: at least 1 each. A
+// probe window of the adaptive limit halves the shares of low and normal
+// only: they are the bulk that makes the queue the probe looks behind, and
+// the higher classes keep their room.
 func (c *Controller) setCaps() {
-	limit := c.fixed
-	if c.limit != nil {
-		limit = c.limit.Current()
-	}
 	for i, share := range shares {
+		limit := c.fixed
+		switch {
+		case c.limit != nil && i < highIndex:
+			limit = c.limit.Current()
+		case c.limit != nil:
+			limit = c.limit.Full()
+		}
 		c.caps[i] = max(1, int(float64(limit)*share))
 	}
 }

@@ -94,6 +94,9 @@ func (l *Limit) Current() int {
 	return int(l.limit)
 }
 
+// Full is the limit, probe or not.
+func (l *Limit) Full() int { return int(l.limit) }
+
 // Sample records one request that ended at now after rtt in progress, with
 // inflight requests in progress when it began (itself included); dropped
 // means it failed for want of time. It reports whether the limit changed.
