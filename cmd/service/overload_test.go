@@ -19,12 +19,13 @@ import (
 
 // The overload test's service: its handler (GET /v1/upstream) calls an
 // upstream of known capacity, upstreamSlots requests at a time, each for
-// upstreamCost; more wait for a slot. Its capacity is slots/cost = 200
-// requests per second: little CPU, so that the load generator and the race
-// detector on two cores do not become the bottleneck the limit sees.
+// upstreamCost; more wait for a slot. Its capacity is slots/cost = 100
+// requests per second: little CPU, so that the load generator under the race
+// detector, and the other packages' tests that go test runs beside this one
+// on two cores, do not become the bottleneck the limit sees.
 const (
 	upstreamSlots = 8
-	upstreamCost  = 40 * time.Millisecond
+	upstreamCost  = 80 * time.Millisecond
 )
 
 // boundedUpstream answers each request after holding one of its slots for
