@@ -257,8 +257,11 @@ func TestOverloadShedsLowPriorityFirst(t *testing.T) {
 	again := o.closedLoop(upstreamSlots, capacityRun, false)
 	t.Logf("after the overload: limit %d; at capacity again: %v, %.0f/s, limit %d",
 		limit, again.statuses(), rps(again, capacityRun), admissionLimit(t, s))
-	if again.ok() != len(again) || rps(again, capacityRun) < 0.9*capacity {
-		t.Errorf("after the overload: %v at %.0f/s, want only 200s and at least 90%% of %.0f/s", again.statuses(), rps(again, capacityRun), capacity)
+	// Nothing shed, and nearly the capacity: the limit may still be climbing
+	// back from the overload in the first windows, and normal traffic may
+	// fill only 70% of it.
+	if again.ok() != len(again) || rps(again, capacityRun) < 0.8*capacity {
+		t.Errorf("after the overload: %v at %.0f/s, want only 200s and at least 80%% of %.0f/s", again.statuses(), rps(again, capacityRun), capacity)
 	}
 	if got := admissionLimit(t, s); got < upstreamSlots {
 		t.Errorf("admission limit %d after the overload, want at least the %d the service needs", got, upstreamSlots)
