@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/meshkit/meshkit/internal/check"
+	"github.com/meshkit/meshkit/internal/logtest"
 	"github.com/meshkit/meshkit/internal/problem"
 	"github.com/meshkit/meshkit/modules/health"
 	"github.com/meshkit/meshkit/modules/httpserver"
@@ -28,24 +29,6 @@ import (
 // margin is what the race detector and two shared cores may add to a
 // period or a timeout before the registry's result shows.
 const margin = time.Second
-
-// lockedBuffer is a log destination for concurrent writers.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // started is a running registry behind a real server on loopback.
 type started struct {
@@ -312,7 +295,7 @@ func TestStatusChangeIsLoggedOnceAndMeasured(t *testing.T) {
 	const period = 20 * time.Millisecond
 	var failing, degraded atomic.Bool
 	var runs atomic.Int32
-	logs := &lockedBuffer{}
+	logs := &logtest.Buffer{}
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })

@@ -1,19 +1,18 @@
 package ratelimit
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
 
+	"github.com/meshkit/meshkit/internal/logtest"
 	"github.com/meshkit/meshkit/internal/redistest"
 	"github.com/meshkit/meshkit/modules/health"
 	"github.com/meshkit/meshkit/modules/httpserver"
@@ -28,30 +27,12 @@ const (
 	checkMargin = time.Second
 )
 
-// lockedBuffer is a log destination for concurrent writers.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // healthApp is the rate-limit, health and HTTP server modules with the
 // Redis backend on addr, started on loopback.
 type healthApp struct {
 	srv    *httpserver.Server
 	client *http.Client
-	log    *lockedBuffer
+	log    *logtest.Buffer
 }
 
 func startHealthApp(t *testing.T, addr string, required ...string) *healthApp {
@@ -62,7 +43,7 @@ func startHealthApp(t *testing.T, addr string, required ...string) *healthApp {
 	healthCfg.CheckPeriod, healthCfg.CheckTimeout, healthCfg.RequiredChecks = checkPeriod, checkTimeout, required
 	rlCfg := DefaultConfig()
 	rlCfg.Backend, rlCfg.Redis.Addr, rlCfg.Redis.KeyPrefix = BackendRedis, addr, "health-test"
-	a := &healthApp{log: &lockedBuffer{}}
+	a := &healthApp{log: &logtest.Buffer{}}
 	app := fxtest.New(t,
 		fx.Supply(httpCfg, healthCfg, rlCfg, slog.New(slog.NewTextHandler(a.log, nil))),
 		httpserver.Module, health.Module, Module,

@@ -14,6 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/meshkit/meshkit/internal/logtest"
 	"github.com/meshkit/meshkit/internal/redistest"
 )
 
@@ -132,7 +133,7 @@ const outageTimeout = 50 * time.Millisecond
 
 func testOutage(t *testing.T, addr string, mode FailureMode, breakRedis, mendRedis func()) {
 	client := newTestClient(t, RedisConfig{Addr: addr, Timeout: outageTimeout})
-	var logs syncBuffer
+	var logs logtest.Buffer
 	r := newTestRedis(t, client, RedisOptions{
 		Timeout: outageTimeout, FailureMode: mode, LocalShare: 0.5,
 		Log: slog.New(slog.NewTextHandler(&logs, nil)),
@@ -194,7 +195,7 @@ func testOutage(t *testing.T, addr string, mode FailureMode, breakRedis, mendRed
 	}
 	checkOutageDecisions(t, r, mode, results, downFor)
 
-	lines := logs.lines()
+	lines := logs.Lines()
 	if len(lines) != 2 ||
 		!strings.Contains(lines[0], "level=WARN") || !strings.Contains(lines[0], "mode="+string(mode)) ||
 		!strings.Contains(lines[1], "level=INFO") || !strings.Contains(lines[1], "mode=redis") {

@@ -1,7 +1,6 @@
 package security
 
 import (
-	"bytes"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -12,12 +11,12 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/meshkit/meshkit/internal/devpki"
+	"github.com/meshkit/meshkit/internal/logtest"
 )
 
 // The helpers of the TLS tests: a CA that writes the server's files, a real
@@ -120,7 +119,7 @@ type testServer struct {
 	url      string
 	reached  atomic.Int32
 	newConns atomic.Int32
-	errLog   lockedBuffer // http.Server's ErrorLog: the handshake errors
+	errLog   logtest.Buffer // http.Server's ErrorLog: the handshake errors
 }
 
 // peerAnswer is the handler's body.
@@ -227,26 +226,8 @@ func tlsEventually(cond func() bool) bool {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe for concurrent use.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // logRecorder is a JSON slog logger's output.
-type logRecorder struct{ lockedBuffer }
+type logRecorder struct{ logtest.Buffer }
 
 func newLogRecorder() (*slog.Logger, *logRecorder) {
 	r := &logRecorder{}

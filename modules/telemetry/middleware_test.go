@@ -1,14 +1,12 @@
 package telemetry_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +22,7 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
 
+	"github.com/meshkit/meshkit/internal/logtest"
 	"github.com/meshkit/meshkit/internal/problem"
 	"github.com/meshkit/meshkit/internal/requestid"
 	"github.com/meshkit/meshkit/internal/route"
@@ -37,40 +36,12 @@ const (
 	inboundParent  = "00-" + inboundTraceID + "-" + inboundSpanID + "-01"
 )
 
-// lockedBuffer is a bytes.Buffer safe for a logger and a test to share.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// records returns the JSON records written so far.
-func (b *lockedBuffer) records(t *testing.T) []map[string]any {
-	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var recs []map[string]any
-	for line := range strings.Lines(b.buf.String()) {
-		var rec map[string]any
-		if err := json.Unmarshal([]byte(line), &rec); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
-		}
-		recs = append(recs, rec)
-	}
-	return recs
-}
-
 // stageHarness is a server with the default stages and the telemetry stage,
 // whose spans, metrics and logs the test reads.
 type stageHarness struct {
 	spans  *tracetest.SpanRecorder
 	reader *sdkmetric.ManualReader
-	logs   *lockedBuffer
+	logs   *logtest.Buffer
 	api    http.Handler
 	admin  http.Handler
 }
@@ -96,7 +67,7 @@ func testRoutes(log *slog.Logger) []route.Route {
 // newStageHarness returns a harness serving testRoutes and extra.
 func newStageHarness(t *testing.T, extra ...route.Route) *stageHarness {
 	t.Helper()
-	h := &stageHarness{spans: tracetest.NewSpanRecorder(), reader: sdkmetric.NewManualReader(), logs: &lockedBuffer{}}
+	h := &stageHarness{spans: tracetest.NewSpanRecorder(), reader: sdkmetric.NewManualReader(), logs: &logtest.Buffer{}}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(h.spans))
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(h.reader))
 	t.Cleanup(func() {
@@ -300,7 +271,7 @@ func TestOperationalRoutesAreNotTraced(t *testing.T) {
 			t.Errorf("%s recorded for operational routes", name)
 		}
 	}
-	if logs := h.logs.records(t); len(logs) != 0 {
+	if logs := h.logs.Records(t); len(logs) != 0 {
 		t.Errorf("access log for operational routes: %v", logs)
 	}
 }
@@ -497,7 +468,7 @@ func TestLogsInsideARequestCarryTheTrace(t *testing.T) {
 	}
 	sc := h.onlySpan(t).SpanContext()
 	byMsg := map[string]map[string]any{}
-	for _, r := range h.logs.records(t) {
+	for _, r := range h.logs.Records(t) {
 		if _, dup := byMsg[r["msg"].(string)]; dup {
 			t.Errorf("two records %q", r["msg"])
 		}
@@ -528,12 +499,6 @@ func TestLogsInsideARequestCarryTheTrace(t *testing.T) {
 	if n := strings.Count(h.logs.String(), `"trace_id"`); n != 3 {
 		t.Errorf("trace_id written %d times, want once in each of the 3 records:\n%s", n, h.logs.String())
 	}
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // TestModuleTracesAndMeasuresRequests runs the module in an app with the HTTP
