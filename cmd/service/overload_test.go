@@ -159,33 +159,50 @@ func (o *overloadClient) do(high bool) call {
 	return c
 }
 
+// gather runs calls on goroutines of its own and gathers their results.
+type gather struct {
+	mu  sync.Mutex
+	out calls
+	wg  sync.WaitGroup
+}
+
+// call runs o.do(high) on a goroutine of its own, again while again says so.
+func (l *gather) call(o *overloadClient, high bool, again func() bool) {
+	l.wg.Go(func() {
+		for {
+			c := o.do(high)
+			l.mu.Lock()
+			l.out = append(l.out, c)
+			l.mu.Unlock()
+			if !again() {
+				return
+			}
+		}
+	})
+}
+
+// wait waits for every call and returns their results.
+func (l *gather) wait() calls {
+	l.wg.Wait()
+	return l.out
+}
+
 // closedLoop runs workers callers, each calling again as soon as it has its
 // answer, for d.
 func (o *overloadClient) closedLoop(workers int, d time.Duration, high bool) calls {
-	var mu sync.Mutex
-	var out calls
-	var wg sync.WaitGroup
+	var l gather
 	end := time.Now().Add(d)
 	for range workers {
-		wg.Go(func() {
-			for time.Now().Before(end) {
-				c := o.do(high)
-				mu.Lock()
-				out = append(out, c)
-				mu.Unlock()
-			}
-		})
+		l.call(o, high, func() bool { return time.Now().Before(end) })
 	}
-	wg.Wait()
-	return out
+	return l.wait()
 }
 
 // openLoop sends rate requests per second for d, whatever the answers take
 // (as independent clients do), one in ten of high priority.
 func (o *overloadClient) openLoop(rate float64, d time.Duration) calls {
-	var mu sync.Mutex
-	var out calls
-	var wg sync.WaitGroup
+	var l gather
+	once := func() bool { return false }
 	began := time.Now()
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
@@ -196,17 +213,10 @@ func (o *overloadClient) openLoop(rate float64, d time.Duration) calls {
 			break
 		}
 		for due := int(rate * elapsed.Seconds()); sent < due; sent++ {
-			high := sent%10 == 0
-			wg.Go(func() {
-				c := o.do(high)
-				mu.Lock()
-				out = append(out, c)
-				mu.Unlock()
-			})
+			l.call(o, sent%10 == 0, once)
 		}
 	}
-	wg.Wait()
-	return out
+	return l.wait()
 }
 
 // rps is the rate of 200s among cs over d.
