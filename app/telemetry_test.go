@@ -616,12 +616,19 @@ func TestMetricsShowEachModuleAfterTraffic(t *testing.T) {
 		{"meshkit_auth_failures_total", map[string]string{"reason": "bad_signature"}, "1"},
 		{"meshkit_auth_failures_total", map[string]string{"reason": "missing"}, "1"},
 		{"meshkit_auth_failures_total", map[string]string{"reason": "invalid_request"}, "1"},
+		{"meshkit_health_status", map[string]string{"check": "ratelimit", "status": "pass"}, "1"},
+		{"meshkit_health_status", map[string]string{"check": "ratelimit", "status": "fail"}, "0"},
+		{"meshkit_admission_limit", nil, "50"}, // the initial limit: this traffic never needed more
+		{"meshkit_admission_inflight", nil, "0"},
+		{"meshkit_admission_queue", nil, "0"},
 	})
 	for _, want := range []string{
 		"# TYPE " + duration + " histogram",
 		"# TYPE http_server_active_requests gauge",
 		"# TYPE meshkit_ratelimit_decisions_total counter",
 		"# TYPE meshkit_auth_failures_total counter",
+		"# TYPE meshkit_health_status gauge",
+		"# TYPE meshkit_admission_limit gauge",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("GET /metrics lacks %q", want)
