@@ -1,0 +1,385 @@
+package app_test
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/meshkit/meshkit/app"
+	"github.com/meshkit/meshkit/internal/config"
+)
+
+// The configuration reference, docs/CONFIGURATION.md, is checked here
+// against app.Config and app.DefaultConfig, so that it cannot drift:
+//
+//   - its settings table (variable | YAML key | default | meaning) has one
+//     row per leaf field of app.Config, naming the field's env tag and the
+//     dotted path of its yaml tags, and no other row;
+//   - each row's default, given to config.FromEnv as the variable's value,
+//     loads to the field's value in app.DefaultConfig(app.Development) and
+//     app.DefaultConfig(app.Production), unless the row names each
+//     environment's value ("`0s` in development, `5s` in production");
+//     "(none...)" stands for the empty value;
+//   - its environment-only table (variable | default | meaning) lists the
+//     SERVICE_* names app reads itself and exactly the OTEL_* names the
+//     telemetry module's code mentions, none of them a field's variable.
+
+const referenceFile = "../docs/CONFIGURATION.md"
+
+// row is one row of a table of the reference.
+type row struct {
+	line             int
+	variable, yaml   string
+	defaults, remark string
+}
+
+// setting is a leaf field of app.Config.
+type setting struct {
+	env, yaml string
+	index     []int
+}
+
+func TestConfigReferenceCoversEveryField(t *testing.T) {
+	settings, envOnly := readReference(t)
+	fields := configSettings(t)
+
+	byEnv := map[string]setting{}
+	for _, f := range fields {
+		byEnv[f.env] = f
+	}
+	documented := map[string]row{}
+	for _, r := range settings {
+		if prev, dup := documented[r.variable]; dup {
+			t.Errorf("%s:%d: %s is documented twice (also line %d)", referenceFile, r.line, r.variable, prev.line)
+			continue
+		}
+		documented[r.variable] = r
+		f, ok := byEnv[r.variable]
+		switch {
+		case !ok:
+			t.Errorf("%s:%d: %s is not a variable of app.Config (environment-only names go in the second table)", referenceFile, r.line, r.variable)
+		case r.yaml != f.yaml:
+			t.Errorf("%s:%d: %s has YAML key %q in the table, %q in app.Config", referenceFile, r.line, r.variable, r.yaml, f.yaml)
+		case r.remark == "":
+			t.Errorf("%s:%d: %s has no meaning", referenceFile, r.line, r.variable)
+		}
+	}
+	for _, f := range fields {
+		if _, ok := documented[f.env]; !ok {
+			t.Errorf("%s (YAML %s) is in app.Config but not in %s", f.env, f.yaml, referenceFile)
+		}
+	}
+
+	// The environment-only table: real names, and every OTEL_* name the
+	// telemetry module knows.
+	appSource := goSource(t, ".")
+	otelNames := map[string]bool{}
+	for _, name := range regexp.MustCompile(`OTEL_[A-Z][A-Z_]*[A-Z]`).FindAllString(goSource(t, "../modules/telemetry"), -1) {
+		otelNames[name] = true
+	}
+	seen := map[string]bool{}
+	for _, r := range envOnly {
+		switch {
+		case seen[r.variable]:
+			t.Errorf("%s:%d: %s is documented twice", referenceFile, r.line, r.variable)
+		case byEnv[r.variable].env != "":
+			t.Errorf("%s:%d: %s is a variable of app.Config: document it in the settings table, with its YAML key", referenceFile, r.line, r.variable)
+		case strings.HasPrefix(r.variable, "OTEL_") && !otelNames[r.variable]:
+			t.Errorf("%s:%d: %s is not read by modules/telemetry", referenceFile, r.line, r.variable)
+		case strings.HasPrefix(r.variable, "SERVICE_") && !strings.Contains(appSource, `"`+r.variable+`"`):
+			t.Errorf("%s:%d: %s is not read by app", referenceFile, r.line, r.variable)
+		case !strings.HasPrefix(r.variable, "OTEL_") && !strings.HasPrefix(r.variable, "SERVICE_"):
+			t.Errorf("%s:%d: %s: want a SERVICE_ or OTEL_ name", referenceFile, r.line, r.variable)
+		case r.remark == "" || r.defaults == "":
+			t.Errorf("%s:%d: %s needs a default and a meaning", referenceFile, r.line, r.variable)
+		}
+		seen[r.variable] = true
+	}
+	for name := range otelNames {
+		if !seen[name] {
+			t.Errorf("modules/telemetry reads %s, which %s's environment-only table does not list", name, referenceFile)
+		}
+	}
+	if !seen["SERVICE_CONFIG_FILE"] {
+		t.Errorf("%s: SERVICE_CONFIG_FILE is missing from the environment-only table", referenceFile)
+	}
+}
+
+func TestConfigReferenceDefaults(t *testing.T) {
+	settings, _ := readReference(t)
+	byEnv := map[string]setting{}
+	for _, f := range configSettings(t) {
+		byEnv[f.env] = f
+	}
+	defaults := map[string]reflect.Value{
+		app.Development: reflect.ValueOf(app.DefaultConfig(app.Development)),
+		app.Production:  reflect.ValueOf(app.DefaultConfig(app.Production)),
+	}
+	for _, r := range settings {
+		f, ok := byEnv[r.variable]
+		if !ok {
+			continue // TestConfigReferenceCoversEveryField reports it
+		}
+		perEnv, err := parseDefault(r.defaults)
+		if err != "" {
+			t.Errorf("%s:%d: %s: default %q: %s", referenceFile, r.line, r.variable, r.defaults, err)
+			continue
+		}
+		for _, env := range []string{app.Development, app.Production} {
+			if f.env == "SERVICE_ENV" && env != app.Development {
+				continue // the variable that picks the defaults is checked below
+			}
+			doc, want := perEnv[env], defaults[env].FieldByIndex(f.index)
+			got, err := loadDocumented(f, doc)
+			if err != nil {
+				t.Errorf("%s:%d: %s: default %q does not load: %v", referenceFile, r.line, r.variable, doc.text, err)
+				continue
+			}
+			if !reflect.DeepEqual(got.Interface(), want.Interface()) && !(isEmpty(got) && isEmpty(want)) {
+				t.Errorf("%s:%d: %s: the table's default %s loads to %s, but DefaultConfig(%s) has %s", referenceFile, r.line, r.variable, doc, show(got), env, show(want))
+			}
+		}
+	}
+
+	// SERVICE_ENV's documented default is what LoadConfig picks with nothing
+	// set, and those are DefaultConfig(Development)'s settings.
+	loaded, err := app.LoadConfig(app.ConfigSource{Lookup: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := app.DefaultConfig(app.Development); !reflect.DeepEqual(loaded, want) {
+		t.Errorf("LoadConfig with nothing set = %+v, want DefaultConfig(Development) = %+v", loaded, want)
+	}
+}
+
+// TestParseDefault pins down the default column's convention.
+func TestParseDefault(t *testing.T) {
+	for _, tt := range []struct {
+		cell, dev, prod, err string
+	}{
+		{cell: "`30s`", dev: "`30s`", prod: "`30s`"},
+		{cell: "`0s` (the longest route deadline + 5s)", dev: "`0s`", prod: "`0s`"},
+		{cell: "`0s` in development, `5s` in production", dev: "`0s`", prod: "`5s`"},
+		{cell: "(none)", dev: "(none)", prod: "(none)"},
+		{cell: "(none: CORS off)", dev: "(none)", prod: "(none)"},
+		{cell: "`1s` in development", err: "names development but not production"},
+		{cell: "30s", err: "want `value`, (none), or `a` in development, `b` in production"},
+		{cell: "", err: "want `value`, (none), or `a` in development, `b` in production"},
+	} {
+		got, err := parseDefault(tt.cell)
+		if err != tt.err {
+			t.Errorf("parseDefault(%q) error %q, want %q", tt.cell, err, tt.err)
+			continue
+		}
+		if err == "" && (got[app.Development].String() != tt.dev || got[app.Production].String() != tt.prod) {
+			t.Errorf("parseDefault(%q) = %s, %s; want %s, %s", tt.cell, got[app.Development], got[app.Production], tt.dev, tt.prod)
+		}
+	}
+}
+
+// documentedValue is one default as the table writes it.
+type documentedValue struct {
+	none bool
+	text string // without its backquotes
+}
+
+func (d documentedValue) String() string {
+	if d.none {
+		return "(none)"
+	}
+	return "`" + d.text + "`"
+}
+
+var (
+	perEnvDefault = regexp.MustCompile("`([^`]*)` in (development|production)")
+	plainDefault  = regexp.MustCompile("^`([^`]*)`(?: \\(.*\\))?$")
+)
+
+// parseDefault reads a default cell: "`value`" with an optional
+// parenthesized remark, "`a` in development, `b` in production", or
+// "(none)" with an optional ": remark" inside the parentheses. It returns
+// the value for each environment, or what is wrong.
+func parseDefault(cell string) (map[string]documentedValue, string) {
+	if m := perEnvDefault.FindAllStringSubmatch(cell, -1); m != nil {
+		values := map[string]documentedValue{}
+		for _, sub := range m {
+			values[sub[2]] = documentedValue{text: sub[1]}
+		}
+		for _, env := range []string{app.Development, app.Production} {
+			if _, ok := values[env]; !ok {
+				other := app.Production
+				if env == app.Production {
+					other = app.Development
+				}
+				return nil, "names " + other + " but not " + env
+			}
+		}
+		return values, ""
+	}
+	var v documentedValue
+	switch {
+	case cell == "(none)" || strings.HasPrefix(cell, "(none:") && strings.HasSuffix(cell, ")"):
+		v.none = true
+	case plainDefault.MatchString(cell):
+		v.text = plainDefault.FindStringSubmatch(cell)[1]
+	default:
+		return nil, "want `value`, (none), or `a` in development, `b` in production"
+	}
+	return map[string]documentedValue{app.Development: v, app.Production: v}, ""
+}
+
+// loadDocumented returns the field f of a zero app.Config after loading the
+// documented value as f's variable, through the service's own parser.
+func loadDocumented(f setting, v documentedValue) (reflect.Value, error) {
+	var cfg app.Config
+	if !v.none {
+		err := config.FromEnv(&cfg, func(name string) (string, bool) {
+			return v.text, name == f.env
+		})
+		if err != nil {
+			return reflect.Value{}, err
+		}
+	}
+	return reflect.ValueOf(cfg).FieldByIndex(f.index), nil
+}
+
+// show formats a setting's value for a message: durations as Go writes them.
+func show(v reflect.Value) string {
+	if v.Kind() == reflect.String {
+		return fmt.Sprintf("%q", v.Interface())
+	}
+	return fmt.Sprintf("%v", v.Interface())
+}
+
+// isEmpty reports whether v is a zero value or an empty list ((none)).
+func isEmpty(v reflect.Value) bool {
+	return v.IsZero() || v.Kind() == reflect.Slice && v.Len() == 0
+}
+
+// configSettings walks app.Config's nested structs and returns every leaf
+// field with its env tag and the dotted path of its yaml tags.
+func configSettings(t *testing.T) []setting {
+	t.Helper()
+	var out []setting
+	var walk func(typ reflect.Type, prefix string, index []int)
+	walk = func(typ reflect.Type, prefix string, index []int) {
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			key, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			path := prefix + key
+			idx := append(slices.Clone(index), i)
+			if key == "" || key == "-" {
+				t.Errorf("app.Config: %s (%s) has no yaml tag", f.Name, typ)
+				continue
+			}
+			if f.Type.Kind() == reflect.Struct && f.Tag.Get("env") == "" {
+				walk(f.Type, path+".", idx)
+				continue
+			}
+			env := f.Tag.Get("env")
+			if env == "" {
+				t.Errorf("app.Config: %s (YAML %s) has no env tag; every setting has a variable", f.Name, path)
+				continue
+			}
+			out = append(out, setting{env: env, yaml: path, index: idx})
+		}
+	}
+	walk(reflect.TypeFor[app.Config](), "", nil)
+	if len(out) == 0 {
+		t.Fatal("app.Config has no settings")
+	}
+	return out
+}
+
+// readReference parses the reference's two tables: the settings (variable,
+// YAML key, default, meaning) and the environment-only names (variable,
+// default, meaning).
+func readReference(t *testing.T) (settings, envOnly []row) {
+	t.Helper()
+	file, err := os.Open(referenceFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+
+	const (
+		settingsHeader = "| variable | YAML key | default | meaning |"
+		envOnlyHeader  = "| variable | default | meaning |"
+	)
+	var table *[]row
+	columns := 0
+	sc := bufio.NewScanner(file)
+	for line := 1; sc.Scan(); line++ {
+		text := strings.TrimSpace(sc.Text())
+		switch {
+		case text == settingsHeader:
+			table, columns = &settings, 4
+			continue
+		case text == envOnlyHeader:
+			table, columns = &envOnly, 3
+			continue
+		case !strings.HasPrefix(text, "|"):
+			table = nil
+			continue
+		case table == nil || strings.HasPrefix(text, "|---"):
+			continue
+		}
+		cells := strings.Split(strings.Trim(text, "|"), "|")
+		if len(cells) != columns {
+			t.Fatalf("%s:%d: %d cells, want %d (no | inside a cell): %s", referenceFile, line, len(cells), columns, text)
+		}
+		for i := range cells {
+			cells[i] = strings.TrimSpace(cells[i])
+		}
+		r := row{line: line, variable: unquote(cells[0]), defaults: cells[columns-2], remark: cells[columns-1]}
+		if columns == 4 {
+			r.yaml = unquote(cells[1])
+		}
+		if !regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`).MatchString(r.variable) {
+			t.Errorf("%s:%d: %q: want one variable name a row", referenceFile, line, cells[0])
+		}
+		*table = append(*table, r)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(settings) == 0 || len(envOnly) == 0 {
+		t.Fatalf("%s: found %d settings and %d environment-only rows; want both tables, headed %q and %q", referenceFile, len(settings), len(envOnly), settingsHeader, envOnlyHeader)
+	}
+	return settings, envOnly
+}
+
+// unquote strips a cell's backquotes.
+func unquote(cell string) string {
+	return strings.TrimSuffix(strings.TrimPrefix(cell, "`"), "`")
+}
+
+// goSource is the text of the non-test Go files in dir.
+func goSource(t *testing.T, dir string) string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		data, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Write(data)
+	}
+	return b.String()
+}
