@@ -1,5 +1,5 @@
 # Shorthands for the commands in README.md; .ci/run is the source of truth for CI.
-.PHONY: run test ci bench lint vet fmt-check
+.PHONY: run test ci bench bench-quick lint vet fmt-check
 
 run: ## run the service on the embedded defaults (API :8080, admin :9090)
 	go run ./cmd/service
@@ -10,8 +10,11 @@ test: ## the test suite, as CI runs it
 ci: ## everything CI checks
 	.ci/run
 
-bench: ## all benchmarks with real iteration counts (figures: docs/BENCHMARKS.md)
-	go test -run '^$$' -bench . -benchmem ./...
+bench: ## every benchmark with its peer, printed as docs/BENCHMARKS.md's tables (several minutes; measure on a quiet machine)
+	scripts/bench
+
+bench-quick: ## every benchmark once (-benchtime 1x): checks that they run, the figures mean nothing
+	scripts/bench -quick
 
 lint: vet fmt-check
 
