@@ -192,9 +192,10 @@ var remainingParam = regexp.MustCompile(`;r=(\d+)`)
 
 // TestComposeTopologyNatively starts docker-compose.yml's two replicas as
 // the built binary with the file's environment, a redis-server and an OTLP
-// receiver, and checks that both are ready on the admin listener, serve the
-// dev client certificate over mutual TLS, share one bucket per client
-// through Redis, and export spans.
+// receiver, and checks that both are ready on the admin listener (and to
+// `service healthcheck`, the image's HEALTHCHECK), serve the dev client
+// certificate over mutual TLS, share one bucket per client through Redis,
+// and export spans.
 func TestComposeTopologyNatively(t *testing.T) {
 	compose := readCompose(t)
 	envA := compose.Services[composeReplicas[0]].Environment
@@ -222,7 +223,13 @@ func TestComposeTopologyNatively(t *testing.T) {
 
 	replicas := make([]*service, len(composeReplicas))
 	for i, name := range composeReplicas {
-		replicas[i] = startService(t, nativeEnv(t, compose, name, redis.Addr(), certDir, receiver.URL))
+		env := nativeEnv(t, compose, name, redis.Addr(), certDir, receiver.URL)
+		replicas[i] = startService(t, env)
+		// The image's HEALTHCHECK, which the compose file's depends_on
+		// conditions wait for, with the replica's environment.
+		if r := runService(t, append(slices.Clip(env), "SERVICE_ADMIN_ADDR="+replicas[i].adminAddr), "healthcheck"); r.exitCode != 0 {
+			t.Errorf("%s: service healthcheck: exit %d, want 0\n%s", name, r.exitCode, r.stderr)
+		}
 	}
 	plain := newClient(t)
 	for i, s := range replicas {
