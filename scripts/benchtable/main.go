@@ -32,6 +32,7 @@ import (
 	"maps"
 	"math"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -73,7 +74,7 @@ func main() {
 			os.Exit(1)
 		}
 		chart.Title = *title
-		if err := os.WriteFile(*svgFile, []byte(chart.SVG()), 0o644); err != nil {
+		if err := writeFile(*svgFile, chart.SVG()); err != nil {
 			fmt.Fprintln(os.Stderr, "benchtable:", err)
 			os.Exit(1)
 		}
@@ -81,6 +82,16 @@ func main() {
 	if len(run.Failures) > 0 {
 		os.Exit(1)
 	}
+}
+
+// writeFile creates (or truncates) the file name and writes text to it.
+func writeFile(name, text string) error {
+	f, err := os.Create(filepath.Clean(name))
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(text)
+	return errors.Join(err, f.Close())
 }
 
 // Result is one result line of `go test -bench`.
@@ -221,55 +232,53 @@ func parseResult(line string) (Result, bool) {
 
 // WriteMarkdown prints the machine, then each section's tables.
 func (run *Run) WriteMarkdown(w io.Writer) error {
-	bw := bufio.NewWriter(w)
+	var b strings.Builder
 	if run.CPU != "" {
-		fmt.Fprintf(bw, "Machine: %s, %s/%s.\n\n", run.CPU, run.GOOS, run.GOARCH)
+		fmt.Fprintf(&b, "Machine: %s, %s/%s.\n\n", run.CPU, run.GOOS, run.GOARCH)
 	}
 	for _, s := range run.Sections {
 		if s.Command != "" {
-			fmt.Fprintf(bw, "## `%s`\n\n", s.Command)
+			fmt.Fprintf(&b, "## `%s`\n\n", s.Command)
 		}
 		if len(s.Tables) == 0 {
-			fmt.Fprint(bw, "No results.\n\n")
+			b.WriteString("No results.\n\n")
 		}
 		for _, t := range s.Tables {
-			t.writeMarkdown(bw)
+			t.writeMarkdown(&b)
 		}
 	}
-	return bw.Flush()
+	_, err := io.WriteString(w, b.String())
+	return err
 }
 
-func (t *Table) writeMarkdown(w io.Writer) {
-	fmt.Fprintf(w, "### %s (%s)\n\n", t.Name, shortPkg(t.Pkg))
+func (t *Table) writeMarkdown(b *strings.Builder) {
+	fmt.Fprintf(b, "### %s (%s)\n\n", t.Name, shortPkg(t.Pkg))
 	cols := t.Columns()
-	var head, rule strings.Builder
-	head.WriteString("| case |")
-	rule.WriteString("|---|")
+	b.WriteString("| case |")
 	for _, c := range cols {
 		label := columnLabel(c)
 		if isRatio(c) {
 			label = "**" + label + "**"
 		}
-		head.WriteString(" " + label + " |")
-		rule.WriteString("---:|")
+		b.WriteString(" " + label + " |")
 	}
-	fmt.Fprintf(w, "%s\n%s\n", head.String(), rule.String())
+	b.WriteString("\n|---|" + strings.Repeat("---:|", len(cols)) + "\n")
 	for _, r := range t.Results {
-		fmt.Fprintf(w, "| %s |", cmp.Or(r.Case, "-"))
+		fmt.Fprintf(b, "| %s |", cmp.Or(r.Case, "-"))
 		for _, c := range cols {
 			v, ok := r.Metrics[c]
 			switch {
 			case !ok:
-				fmt.Fprint(w, " |")
+				b.WriteString(" |")
 			case isRatio(c):
-				fmt.Fprintf(w, " **%s** |", FormatValue(c, v))
+				fmt.Fprintf(b, " **%s** |", FormatValue(c, v))
 			default:
-				fmt.Fprintf(w, " %s |", FormatValue(c, v))
+				fmt.Fprintf(b, " %s |", FormatValue(c, v))
 			}
 		}
-		fmt.Fprintln(w)
+		b.WriteString("\n")
 	}
-	fmt.Fprintln(w)
+	b.WriteString("\n")
 }
 
 // shortPkg is the package path relative to the module, or as it is.
@@ -434,7 +443,7 @@ func (run *Run) Throughput(re *regexp.Regexp) Chart {
 				name := cmp.Or(r.Case, strings.TrimPrefix(t.Name, "Benchmark"))
 				for m, v := range r.Metrics {
 					peer, unit := splitMetric(m)
-					if !(unit == "req/s" && peer != "") && !isRatio(m) {
+					if (unit != "req/s" || peer == "") && !isRatio(m) {
 						continue
 					}
 					if values[name] == nil {

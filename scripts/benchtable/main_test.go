@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"encoding/xml"
 	"errors"
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -81,12 +83,11 @@ func mapsEqual(a, b map[string]float64) bool {
 
 func parseFile(t *testing.T, name string) *Run {
 	t.Helper()
-	f, err := os.Open(name)
+	data, err := os.ReadFile(filepath.Clean(name))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	run, err := Parse(f)
+	run, err := Parse(bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +252,7 @@ func TestThroughputChart(t *testing.T) {
 		}
 	}
 	if want := 3 + 2*3; bars != want { // legend swatches and bars
-		t.Errorf("%d coloured rects, want %d", bars, want)
+		t.Errorf("%d colored rects, want %d", bars, want)
 	}
 	for _, want := range []string{"20,750", "15,675", "meshkit/naive 1.17", "a &lt;title&gt; &amp; more"} {
 		if !strings.Contains(svg, want) {
