@@ -32,7 +32,7 @@ func devcerts(args []string, stdout, stderr io.Writer) int {
 
 	absDir, err := filepath.Abs(*dir)
 	if err != nil {
-		fmt.Fprintln(stderr, "devcerts:", err)
+		_, _ = fmt.Fprintln(stderr, "devcerts:", err)
 		return 1
 	}
 	files, err := devpki.DevSet(absDir, *trustDomain, *force)
@@ -40,10 +40,10 @@ func devcerts(args []string, stdout, stderr io.Writer) int {
 	case errors.Is(err, devpki.ErrInvalidTrustDomain):
 		return usageError(flags, "-trust-domain: "+err.Error())
 	case errors.Is(err, fs.ErrExist):
-		fmt.Fprintf(stderr, "devcerts: %v; run with -force to replace them\n", err)
+		_, _ = fmt.Fprintf(stderr, "devcerts: %v; run with -force to replace them\n", err)
 		return 1
 	case err != nil:
-		fmt.Fprintln(stderr, "devcerts:", err)
+		_, _ = fmt.Fprintln(stderr, "devcerts:", err)
 		return 1
 	}
 
@@ -64,7 +64,7 @@ curl --cacert %s --cert %s --key %s https://localhost:8080/v1/hello
 		shellQuote(files.ServerCert), shellQuote(files.ServerKey), shellQuote(files.CA), *trustDomain,
 		files.ClientID, shellQuote(files.CA), shellQuote(files.ClientCert), shellQuote(files.ClientKey))
 	if _, err := io.WriteString(stdout, b.String()); err != nil {
-		fmt.Fprintln(stderr, "devcerts:", err)
+		_, _ = fmt.Fprintln(stderr, "devcerts:", err)
 		return 1
 	}
 	return 0
@@ -106,18 +106,18 @@ func devtoken(args []string, stdout, stderr io.Writer) int {
 	key := *secret
 	if set["secret-env"] {
 		if key = os.Getenv(*secretEnv); key == "" {
-			fmt.Fprintf(stderr, "devtoken: the environment variable %s is empty or not set\n", *secretEnv)
+			_, _ = fmt.Fprintf(stderr, "devtoken: the environment variable %s is empty or not set\n", *secretEnv)
 			return 1
 		}
 	}
 
 	token, err := devpki.DevToken([]byte(key), *subject, *issuer, *audience, *ttl)
 	if err != nil {
-		fmt.Fprintln(stderr, "devtoken:", err)
+		_, _ = fmt.Fprintln(stderr, "devtoken:", err)
 		return 1
 	}
 	if _, err := fmt.Fprintln(stdout, token); err != nil {
-		fmt.Fprintln(stderr, "devtoken:", err)
+		_, _ = fmt.Fprintln(stderr, "devtoken:", err)
 		return 1
 	}
 	return 0
@@ -129,7 +129,7 @@ func newFlagSet(name, synopsis, description string, stderr io.Writer) *flag.Flag
 	flags := flag.NewFlagSet(name, flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	flags.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: service %s %s\n\n%s\n\nFlags:\n", name, synopsis, description)
+		_, _ = fmt.Fprintf(stderr, "Usage: service %s %s\n\n%s\n\nFlags:\n", name, synopsis, description)
 		flags.PrintDefaults()
 	}
 	return flags
@@ -152,7 +152,7 @@ func parseFlags(flags *flag.FlagSet, args []string) (code int, ok bool) {
 
 // usageError prints "name: msg" and the usage, and returns exit status 2.
 func usageError(flags *flag.FlagSet, msg string) int {
-	fmt.Fprintf(flags.Output(), "%s: %s\n", flags.Name(), msg)
+	_, _ = fmt.Fprintf(flags.Output(), "%s: %s\n", flags.Name(), msg)
 	flags.Usage()
 	return 2
 }

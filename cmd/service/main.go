@@ -39,7 +39,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		switch args[0] {
 		case "version":
-			fmt.Fprintln(stdout, version())
+			if _, err := fmt.Fprintln(stdout, version()); err != nil {
+				_, _ = fmt.Fprintln(stderr, "version:", err)
+				return 1
+			}
 			return 0
 		case "healthcheck":
 			return healthcheck(args[1:], stderr)
@@ -68,7 +71,7 @@ func loadConfig(name string, args []string, stderr io.Writer) (app.Config, int) 
 	}
 	cfg, err := app.LoadConfig(app.ConfigSource{File: *configFile})
 	if err != nil {
-		fmt.Fprintln(stderr, name+": configuration:", err)
+		_, _ = fmt.Fprintln(stderr, name+": configuration:", err)
 		return app.Config{}, 1
 	}
 	return cfg, 0
@@ -85,7 +88,7 @@ func serve(cfg app.Config, stderr io.Writer) int {
 	var server *httpserver.Server
 	a := app.New(app.WithConfig(cfg), fx.Populate(&server))
 	if err := a.Err(); err != nil {
-		fmt.Fprintln(stderr, "service:", err)
+		_, _ = fmt.Fprintln(stderr, "service:", err)
 		return 1
 	}
 	// Fx relays SIGTERM and SIGINT here, and a Shutdowner's request with its
@@ -97,7 +100,7 @@ func serve(cfg app.Config, stderr io.Writer) int {
 	startCtx, cancel := context.WithTimeout(context.Background(), a.StartTimeout())
 	defer cancel()
 	if err := a.Start(startCtx); err != nil {
-		fmt.Fprintln(stderr, "service: start:", err)
+		_, _ = fmt.Fprintln(stderr, "service: start:", err)
 		return 1
 	}
 
@@ -109,7 +112,7 @@ func serve(cfg app.Config, stderr io.Writer) int {
 	stopCtx, cancelStop := context.WithTimeout(context.Background(), a.StopTimeout())
 	defer cancelStop()
 	if err := a.Stop(stopCtx); err != nil {
-		fmt.Fprintln(stderr, "service: stop:", err)
+		_, _ = fmt.Fprintln(stderr, "service: stop:", err)
 		return 1
 	}
 	return exitCode
@@ -123,7 +126,7 @@ func exitOnNextSignal(stderr io.Writer) {
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
 	go func() {
 		<-signals
-		fmt.Fprintln(stderr, "service: second signal, exiting now")
+		_, _ = fmt.Fprintln(stderr, "service: second signal, exiting now")
 		os.Exit(2)
 	}()
 }
@@ -142,12 +145,12 @@ func healthcheck(args []string, stderr io.Writer) int {
 	client := &http.Client{Timeout: 3 * time.Second}
 	resp, err := client.Get("http://" + net.JoinHostPort(host, port) + "/readyz")
 	if err != nil {
-		fmt.Fprintln(stderr, "healthcheck:", err)
+		_, _ = fmt.Fprintln(stderr, "healthcheck:", err)
 		return 1
 	}
 	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintln(stderr, "healthcheck: /readyz answered", resp.Status)
+		_, _ = fmt.Fprintln(stderr, "healthcheck: /readyz answered", resp.Status)
 		return 1
 	}
 	return 0

@@ -45,7 +45,7 @@ func runTests(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "FAIL: cannot make a directory for the service binary:", err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	serviceBinary = filepath.Join(dir, "service")
 	if err := buildService(serviceBinary); err != nil {
 		fmt.Fprintln(os.Stderr, "FAIL:", err)
@@ -315,7 +315,7 @@ func fetch(client *http.Client, url string, header ...string) response {
 	if err != nil {
 		return response{err: err}
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(resp.Body)
 	return response{status: resp.StatusCode, header: resp.Header, body: string(body), err: err}
 }

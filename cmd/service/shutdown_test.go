@@ -306,7 +306,7 @@ func readResponse(br *bufio.Reader) (status int, body string, closed bool, err e
 	if err != nil {
 		return 0, "", false, fmt.Errorf("read response: %w", err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return resp.StatusCode, string(b), resp.Close, fmt.Errorf("read body: %w", err)
