@@ -61,7 +61,7 @@ func TestAppStartsServesAndStopsCleanly(t *testing.T) {
 		if err != nil {
 			t.Fatalf("GET %s: %v", url, err)
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }()
 		body, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(body)
 	}
@@ -122,7 +122,7 @@ func TestModuleSwapThroughOptions(t *testing.T) {
 
 func TestStopTimeoutCoversTheShutdownBudget(t *testing.T) {
 	cfg := app.DefaultConfig(app.Production)
-	if got, min := app.StopTimeout(cfg), cfg.Health.DrainDelay+cfg.HTTP.ShutdownTimeout; got <= min {
-		t.Errorf("StopTimeout = %v, want more than drain delay + shutdown timeout = %v", got, min)
+	if got, budget := app.StopTimeout(cfg), cfg.Health.DrainDelay+cfg.HTTP.ShutdownTimeout; got <= budget {
+		t.Errorf("StopTimeout = %v, want more than drain delay + shutdown timeout = %v", got, budget)
 	}
 }

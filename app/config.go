@@ -105,7 +105,7 @@ func LoadConfig(src ConfigSource) (Config, error) {
 	var data []byte
 	if file != "" {
 		var err error
-		if data, err = os.ReadFile(file); err != nil {
+		if data, err = os.ReadFile(file); err != nil { //nolint:gosec // G304: the operator names the configuration file
 			return Config{}, fmt.Errorf("config file: %w", err)
 		}
 	}

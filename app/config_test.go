@@ -127,7 +127,7 @@ func TestLoadConfigErrorsNameTheSetting(t *testing.T) {
 		{"redis timeout", "", map[string]string{"SERVICE_RATELIMIT_BACKEND": "redis", "SERVICE_REDIS_TIMEOUT": "0s"}, "SERVICE_REDIS_TIMEOUT"},
 		{"key prefix with a hash tag", "", map[string]string{"SERVICE_RATELIMIT_BACKEND": "redis", "SERVICE_RATELIMIT_KEY_PREFIX": "rl{x}"}, "SERVICE_RATELIMIT_KEY_PREFIX"},
 		{"rate limit in file", "ratelimit:\n  burst: 0\n", nil, "SERVICE_RATELIMIT_BURST"},
-		{"unknown key in file", "http:\n  adress: :1\n", nil, "adress"},
+		{"unknown key in file", "http:\n  adress: :1\n", nil, "adress"}, //nolint:misspell // the misspelt key is the test
 		{"bad duration in file", "http:\n  request_timeout: 3x\n", nil, "request_timeout"},
 		{"not YAML", "http: [", nil, "config file"},
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -154,7 +155,7 @@ func (a *tracedApp) get(t *testing.T, url string, header http.Header) answer {
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatalf("GET %s: reading the body: %v", url, err)
@@ -225,7 +226,7 @@ func spanList(spans tracetest.SpanStubs) string {
 func attr(s tracetest.SpanStub, key string) string {
 	for _, a := range s.Attributes {
 		if string(a.Key) == key {
-			return a.Value.Emit()
+			return a.Value.String()
 		}
 	}
 	return ""
@@ -413,7 +414,7 @@ func TestRedisCallsAreSpansUnderTheServerSpan(t *testing.T) {
 	}
 	for _, s := range spans {
 		for _, kv := range s.Attributes {
-			v := kv.Value.Emit()
+			v := kv.Value.String()
 			if kv.Key == "db.statement" || kv.Key == "db.query.text" || strings.Contains(v, subject) ||
 				strings.Contains(v, "ip:127.0.0.1") || strings.Contains(v, cfg.RateLimit.Redis.KeyPrefix) {
 				t.Errorf("span %q (%s) has %s = %q: a command's arguments or the client's key", s.Name, s.InstrumentationScope.Name, kv.Key, v)
@@ -496,7 +497,7 @@ func TestSpanNamesAreRouteTemplates(t *testing.T) {
 	}
 	for _, s := range spans {
 		for _, kv := range s.Attributes {
-			if v := kv.Value.Emit(); strings.Contains(v, "12345-unique") || strings.Contains(v, "no-such-path") {
+			if v := kv.Value.String(); strings.Contains(v, "12345-unique") || strings.Contains(v, "no-such-path") {
 				t.Errorf("span %q has the raw path in %s = %q", s.Name, kv.Key, v)
 			}
 		}
@@ -596,8 +597,8 @@ func TestMetricsShowEachModuleAfterTraffic(t *testing.T) {
 	get := map[string]string{"http_request_method": "GET", "url_scheme": "http"}
 	with := func(base map[string]string, kv ...string) map[string]string {
 		labels := maps.Clone(base)
-		for i := 0; i < len(kv); i += 2 {
-			labels[kv[i]] = kv[i+1]
+		for pair := range slices.Chunk(kv, 2) {
+			labels[pair[0]] = pair[1]
 		}
 		return labels
 	}
