@@ -53,10 +53,10 @@ func TestRoundRatiosAreRequestsPerSecond(t *testing.T) {
 
 func TestGetChecksStatusAndBody(t *testing.T) {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /ok", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "fine") })
+	mux.HandleFunc("GET /ok", func(w http.ResponseWriter, _ *http.Request) { _, _ = fmt.Fprint(w, "fine") })
 	mux.HandleFunc("GET /teapot", func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusTeapot)
-		fmt.Fprint(w, "fine")
+		_, _ = fmt.Fprint(w, "fine")
 	})
 	base := benchstat.StartServer(t, mux)
 	client := benchstat.NewClient(t)
@@ -79,7 +79,7 @@ func TestGetChecksStatusAndBody(t *testing.T) {
 
 func BenchmarkCompareSmoke(b *testing.B) {
 	base := benchstat.StartServer(b, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprint(w, "fine")
+		_, _ = fmt.Fprint(w, "fine")
 	}))
 	client := benchstat.NewClient(b)
 	get := func(b *testing.B) { benchstat.GetParallel(b, client, base+"/", "fine") }

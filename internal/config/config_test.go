@@ -81,7 +81,7 @@ func TestFromYAML(t *testing.T) {
 
 func TestFromYAMLErrorsNameThePathAndLine(t *testing.T) {
 	for doc, want := range map[string]string{
-		"nmae: x\n":                 "nmae (line 1): unknown setting",
+		"nmae: x\n":                 "nmae (line 1): unknown setting", //nolint:misspell // the misspelt key is the test
 		"inner:\n  delay: soon\n":   `inner.delay="soon" (line 2): not a duration`,
 		"inner:\n  extra: 1\n":      "inner.extra (line 2): unknown setting",
 		"count: [1, 2]\n":           "count",

@@ -39,7 +39,7 @@ func handshake(t *testing.T, serverConfig, clientConfig *tls.Config, host string
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
-	defer ln.Close()
+	defer func() { _ = ln.Close() }()
 	ctx, cancel := context.WithTimeout(t.Context(), handshakeTimeout)
 	defer cancel()
 
@@ -52,7 +52,7 @@ func handshake(t *testing.T, serverConfig, clientConfig *tls.Config, host string
 			res.serverErr = err
 			return
 		}
-		defer conn.Close()
+		defer func() { _ = conn.Close() }()
 		tlsConn := tls.Server(conn, serverConfig)
 		if res.serverErr = tlsConn.HandshakeContext(ctx); res.serverErr == nil {
 			res.server = tlsConn.ConnectionState()
@@ -65,7 +65,7 @@ func handshake(t *testing.T, serverConfig, clientConfig *tls.Config, host string
 	if err != nil {
 		res.clientErr = err
 	} else {
-		conn.Close()
+		_ = conn.Close()
 	}
 	<-serverDone
 	return res

@@ -95,7 +95,7 @@ func Do(addr string, timeout time.Duration, args ...string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("redis %s: %w", addr, err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	if err := conn.SetDeadline(deadline); err != nil {
 		return "", fmt.Errorf("redis %s: %w", addr, err)
 	}
@@ -347,16 +347,16 @@ func (s *Server) launch() (*process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w (apt-get install redis-server, or set REDIS_ADDR=host:port and use redistest.Addr)", err)
 	}
-	log, err := os.OpenFile(s.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	log, err := os.OpenFile(s.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("opening the output log: %w", err)
 	}
-	defer log.Close() // the child has its own descriptor
+	defer func() { _ = log.Close() }() // the child has its own descriptor
 	args := append([]string{
 		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--protected-mode", "no",
 	}, s.args...)
-	cmd := exec.Command(bin, args...)
+	cmd := exec.Command(bin, args...) //nolint:gosec // G204: bin is redis-server from PATH, args are the test's own
 	cmd.Dir = s.dir
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
@@ -423,7 +423,7 @@ func waitRefused(addr string, timeout time.Duration) error {
 		if err != nil {
 			return nil
 		}
-		conn.Close()
+		_ = conn.Close()
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s still accepts connections %v after the server was killed", addr, timeout)
 		}
@@ -449,6 +449,6 @@ func freePort() (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("listening on a free port: %w", err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }

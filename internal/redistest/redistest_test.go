@@ -59,7 +59,7 @@ func TestStopBreaksClientsAndRefusesConnections(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	r := bufio.NewReader(conn)
 	if _, err := conn.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil {
 		t.Fatalf("PING on an open connection: %v", err)
