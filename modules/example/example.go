@@ -135,7 +135,7 @@ func (h *Handlers) Upstream(c *gin.Context) {
 		problem.Abort(c, http.StatusBadGateway, "the upstream could not be reached")
 		return
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBody+1))
 	switch {
 	case err != nil:

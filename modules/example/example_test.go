@@ -119,7 +119,7 @@ func TestUpstream(t *testing.T) {
 
 func TestUpstreamCallCarriesTheRequestContext(t *testing.T) {
 	got := make(chan bool, 1)
-	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		<-r.Context().Done() // ends only when the caller gives up
 		got <- true
 	}))
@@ -151,7 +151,7 @@ func extract(prop propagation.TextMapPropagator) route.Middleware {
 func TestUpstreamCallPropagatesTheTraceAndBaggage(t *testing.T) {
 	type headers struct{ traceparent, baggage string }
 	got := make(chan headers, 1)
-	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		got <- headers{r.Header.Get("traceparent"), r.Header.Get("baggage")}
 	}))
 	defer upstream.Close()

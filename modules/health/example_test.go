@@ -18,7 +18,7 @@ import (
 // registry runs it on start and then every period, within its timeout, and
 // the probes show its last result. Critical: while it fails, /readyz is 503.
 func Example_registerACheck() {
-	pingDB := func(ctx context.Context) error { return nil } // e.g. (*sql.DB).PingContext
+	pingDB := func(_ context.Context) error { return nil } // e.g. (*sql.DB).PingContext
 
 	var registry *health.Registry
 	app := fx.New(

@@ -103,7 +103,7 @@ func (s *started) do(t *testing.T, method, url string) answer {
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatalf("%s %s: reading the body: %v", method, url, err)
@@ -257,7 +257,7 @@ func TestConcurrentProbesCauseNoDependencyCalls(t *testing.T) {
 				return
 			}
 			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode != http.StatusOK {
 				failed.Add(1)
 				firstFailure.CompareAndSwap(nil, resp.Status)

@@ -71,7 +71,7 @@ func (s *started) do(t *testing.T, req *http.Request) (*http.Response, []byte) {
 	if err != nil {
 		t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatalf("%s %s: reading body: %v", req.Method, req.URL.Path, err)

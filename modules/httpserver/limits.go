@@ -56,19 +56,19 @@ func routeTimeout(cfg Config, p route.Policy) time.Duration {
 	return cfg.RequestTimeout
 }
 
-// capBody refuses a declared Content-Length over max at once and wraps the
-// body so that reading past max fails, which catches chunked bodies too.
-func capBody(c *gin.Context, max int64) bool {
+// capBody refuses a declared Content-Length over limit at once and wraps the
+// body so that reading past limit fails, which catches chunked bodies too.
+func capBody(c *gin.Context, limit int64) bool {
 	r := c.Request
-	if r.ContentLength > max {
+	if r.ContentLength > limit {
 		// The body stays unread, so the connection cannot be reused.
 		c.Header("Connection", "close")
 		problem.Abort(c, http.StatusRequestEntityTooLarge,
-			"request body is larger than "+strconv.FormatInt(max, 10)+" bytes")
+			"request body is larger than "+strconv.FormatInt(limit, 10)+" bytes")
 		return false
 	}
 	if r.Body != nil && r.Body != http.NoBody {
-		r.Body = http.MaxBytesReader(c.Writer, r.Body, max)
+		r.Body = http.MaxBytesReader(c.Writer, r.Body, limit)
 	}
 	return true
 }

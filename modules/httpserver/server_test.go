@@ -179,7 +179,7 @@ func TestMiddlewareRunsInStageOrderWithTheRoutePolicy(t *testing.T) {
 			if name == "security" && p.Public {
 				return nil // a stage may leave itself out of a route's chain
 			}
-			return func(c *gin.Context) {
+			return func(*gin.Context) {
 				mu.Lock()
 				trace = append(trace, name)
 				mu.Unlock()
@@ -261,7 +261,7 @@ func TestStartFailsOnATakenPort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer taken.Close()
+	defer func() { _ = taken.Close() }()
 	for _, which := range []string{"api", "admin"} {
 		cfg := testConfig()
 		if which == "api" {
@@ -311,7 +311,7 @@ func TestStopWaitsForInFlightRequests(t *testing.T) {
 			done <- result{err: err}
 			return
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }()
 		b, err := io.ReadAll(resp.Body)
 		done <- result{resp.StatusCode, string(b), err}
 	}()
@@ -331,7 +331,7 @@ func TestStopWaitsForInFlightRequests(t *testing.T) {
 func TestStopGivesUpAfterTheShutdownTimeout(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
 	defer close(release)
-	hung := route.Route{Method: http.MethodGet, Path: "/test/hung", Policy: route.Policy{Timeout: -1}, Handler: func(c *gin.Context) {
+	hung := route.Route{Method: http.MethodGet, Path: "/test/hung", Policy: route.Policy{Timeout: -1}, Handler: func(*gin.Context) {
 		close(entered)
 		<-release
 	}}
@@ -350,7 +350,7 @@ func TestStopGivesUpAfterTheShutdownTimeout(t *testing.T) {
 	go func() {
 		resp, err := (&http.Client{Transport: transport}).Get("http://" + srv.APIAddr().String() + "/test/hung")
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 		}
 	}()
 	<-entered
