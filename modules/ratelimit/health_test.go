@@ -76,7 +76,7 @@ func (a *healthApp) probe(t *testing.T, url string) probeAnswer {
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, _ := io.ReadAll(resp.Body)
 	var parsed struct {
 		Status any

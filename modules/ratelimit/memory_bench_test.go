@@ -9,8 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshkit/meshkit/internal/benchstat"
 	"golang.org/x/time/rate"
+
+	"github.com/meshkit/meshkit/internal/benchstat"
 )
 
 // The peer of the memory benchmarks: the usual Go rate limiter, a
@@ -62,7 +63,7 @@ func BenchmarkMemoryBytesPerClient(b *testing.B) {
 		before := heapAlloc()
 		m := NewMemory(MemoryOptions{MaxClients: 2 * memoryClients})
 		for _, k := range keys {
-			m.Allow(ctx, k, testLimit)
+			_, _ = m.Allow(ctx, k, testLimit)
 		}
 		meshkit += float64(heapAlloc()-before) / memoryClients
 		if m.Len() != memoryClients {
@@ -118,7 +119,7 @@ func compareDecisions(b *testing.B) {
 	meshkit := func(pb *testing.PB) {
 		i := int(next.Add(7919))
 		for pb.Next() {
-			m.Allow(ctx, keys[i%clients], limit)
+			_, _ = m.Allow(ctx, keys[i%clients], limit)
 			i++
 		}
 	}

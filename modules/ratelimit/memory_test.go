@@ -74,10 +74,10 @@ func TestMemorySweepDropsFullBuckets(t *testing.T) {
 	m := NewMemory(MemoryOptions{Now: clk.Now})
 	ctx := context.Background()
 	for i := range 1000 {
-		m.Allow(ctx, fmt.Sprintf("ip:10.0.%d.%d", i/256, i%256), testLimit)
+		_, _ = m.Allow(ctx, fmt.Sprintf("ip:10.0.%d.%d", i/256, i%256), testLimit)
 	}
 	for range 20 { // one client empties its bucket
-		m.Allow(ctx, "ip:192.0.2.9", testLimit)
+		_, _ = m.Allow(ctx, "ip:192.0.2.9", testLimit)
 	}
 	clk.Advance(time.Second) // the thousand have their one token back, the hot one not
 	m.table.sweep(m.clock.micros())
@@ -101,7 +101,7 @@ func TestMemorySweepGivesMemoryBack(t *testing.T) {
 	before := heapAlloc()
 	const clients = 300_000
 	for i := range clients {
-		m.Allow(ctx, clientName(i), testLimit)
+		_, _ = m.Allow(ctx, clientName(i), testLimit)
 	}
 	grown := heapAlloc() - before
 	clk.Advance(time.Second)
@@ -116,16 +116,16 @@ func TestMemorySweepGivesMemoryBack(t *testing.T) {
 
 func TestMemoryCapKeepsAHotClientLimited(t *testing.T) {
 	clk := newFakeClock()
-	const max = 10_000
-	m := NewMemory(MemoryOptions{MaxClients: max, Now: clk.Now})
+	const maxClients = 10_000
+	m := NewMemory(MemoryOptions{MaxClients: maxClients, Now: clk.Now})
 	ctx := context.Background()
 	for range testLimit.Burst {
-		m.Allow(ctx, "ip:192.0.2.1", testLimit)
+		_, _ = m.Allow(ctx, "ip:192.0.2.1", testLimit)
 	}
 	// A spray of new addresses, ten times the cap, while the hot client
 	// keeps asking: it must stay tracked, so it is never let through.
-	for i := range 10 * max {
-		m.Allow(ctx, clientName(i), testLimit)
+	for i := range 10 * maxClients {
+		_, _ = m.Allow(ctx, clientName(i), testLimit)
 		if i%97 == 0 {
 			if d, _ := m.Allow(ctx, "ip:192.0.2.1", testLimit); d.Allowed {
 				t.Fatalf("after %d new clients the hot client was allowed: it lost its bucket", i)
@@ -133,8 +133,8 @@ func TestMemoryCapKeepsAHotClientLimited(t *testing.T) {
 		}
 		clk.Advance(time.Microsecond)
 	}
-	if n := m.Len(); n > max+numShards {
-		t.Fatalf("%d clients tracked, want at most the cap %d (+%d)", n, max, numShards)
+	if n := m.Len(); n > maxClients+numShards {
+		t.Fatalf("%d clients tracked, want at most the cap %d (+%d)", n, maxClients, numShards)
 	}
 }
 
@@ -143,7 +143,7 @@ func TestMemorySweepLoopRunsUntilStopped(t *testing.T) {
 	m.Start()
 	defer m.Stop()
 	fast := Limit{Name: "fast", Rate: 1000, Period: time.Second, Burst: 1} // full again after 1ms
-	m.Allow(context.Background(), "ip:192.0.2.1", fast)
+	_, _ = m.Allow(context.Background(), "ip:192.0.2.1", fast)
 	deadline := time.Now().Add(5 * time.Second)
 	for m.Len() != 0 {
 		if time.Now().After(deadline) {

@@ -97,8 +97,8 @@ func points(t *testing.T, reader *sdkmetric.ManualReader, name string) map[attri
 
 func set(kv ...string) attribute.Set {
 	var attrs []attribute.KeyValue
-	for i := 0; i < len(kv); i += 2 {
-		attrs = append(attrs, attribute.String(kv[i], kv[i+1]))
+	for pair := range slices.Chunk(kv, 2) {
+		attrs = append(attrs, attribute.String(pair[0], pair[1]))
 	}
 	return attribute.NewSet(attrs...)
 }

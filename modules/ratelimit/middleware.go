@@ -113,7 +113,7 @@ func PolicyField(l Limit) string {
 // RateLimitField is the RateLimit field of a decision under the limit named
 // name: the requests remaining and the seconds until the bucket is full, as
 // in `"default";r=19;t=1`.
-func RateLimitField(name string, d Decision) string {
+func RateLimitField(name string, d Decision) string { //nolint:revive // exported: named after the RateLimit header field, as PolicyField is after RateLimit-Policy
 	var buf [64]byte // on the stack: the string below is the one allocation
 	b := append(buf[:0], '"')
 	b = append(b, name...)

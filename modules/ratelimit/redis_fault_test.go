@@ -308,7 +308,7 @@ func TestRedisProbeSparesThePool(t *testing.T) {
 		Addr: server.Addr(), PoolSize: 8, MaxRetries: -1, DialerRetries: 1, ContextTimeoutEnabled: true,
 		DialTimeout: outageTimeout, ReadTimeout: outageTimeout, WriteTimeout: outageTimeout,
 	})
-	t.Cleanup(func() { client.Close() })
+	t.Cleanup(func() { _ = client.Close() })
 	r := newTestRedis(t, client, RedisOptions{Timeout: outageTimeout, Log: slog.New(slog.DiscardHandler)})
 	ctx := context.Background()
 	if _, err := r.Allow(ctx, "ip:192.0.2.1", sharedLimit); err != nil {

@@ -208,10 +208,10 @@ func TestRedisScriptMatchesGCRA(t *testing.T) {
 				continue
 			}
 			checkAsk(t, fmt.Sprintf("step %d, %s", step, a.key), a, stored[i], stored2, before, after)
-			switch {
-			case a.granted == a.n:
+			switch a.granted {
+			case a.n:
 				all++
-			case a.granted == 0:
+			case 0:
 				none++
 			default:
 				some++

@@ -48,8 +48,8 @@ const (
 	evictionSample = 8
 )
 
-func newTable(max int) *table {
-	return &table{max: int64(max)}
+func newTable(maxEntries int) *table {
+	return &table{max: int64(maxEntries)}
 }
 
 // shard returns the locked shard of h; the caller unlocks it.
@@ -97,7 +97,7 @@ func (s *shard) find(h uint64) (int, bool) {
 		return -1, false
 	}
 	k, mask := slotKey(h), len(s.slots)-1
-	for i := int(k) & mask; ; i = (i + 1) & mask {
+	for i := int(k) & mask; ; i = (i + 1) & mask { //nolint:gosec // G115: a hash; the mask keeps only the bits below the table size
 		switch s.slots[i].key {
 		case k:
 			return i, true
@@ -163,7 +163,7 @@ func (s *shard) evict(h uint64, now int64) {
 func (s *shard) remove(i int) {
 	mask := len(s.slots) - 1
 	for j := (i + 1) & mask; s.slots[j].key != 0; j = (j + 1) & mask {
-		home := int(s.slots[j].key) & mask
+		home := int(s.slots[j].key) & mask //nolint:gosec // G115: a hash; the mask keeps only the bits below the table size
 		// The entry at j may fill the hole at i unless its home lies
 		// cyclically in (i, j].
 		if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
@@ -187,19 +187,11 @@ func (s *shard) resize(n int) {
 		if e.key == 0 {
 			continue
 		}
-		i := int(e.key) & mask
+		i := int(e.key) & mask //nolint:gosec // G115: a hash; the mask keeps only the bits below the table size
 		for s.slots[i].key != 0 {
 			i = (i + 1) & mask
 		}
 		s.slots[i] = e
-	}
-}
-
-// delete drops h from the locked shard s.
-func (t *table) delete(s *shard, h uint64) {
-	if i, ok := s.find(h); ok {
-		s.remove(i)
-		t.count.Add(-1)
 	}
 }
 

@@ -206,7 +206,10 @@ func TestControllerUnderConcurrency(t *testing.T) {
 				}
 				admitted.Add(1)
 				n := inflight.Add(1)
-				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+				for m := most.Load(); n > m; m = most.Load() {
+					if most.CompareAndSwap(m, n) {
+						break
+					}
 				}
 				time.Sleep(100 * time.Microsecond)
 				inflight.Add(-1)

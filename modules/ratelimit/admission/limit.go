@@ -78,9 +78,9 @@ type windowStats struct {
 	dropped     bool
 }
 
-// NewLimit returns a limit starting at initial, kept within [min, max].
-func NewLimit(initial, min, max int) *Limit {
-	l := &Limit{min: float64(min), max: float64(max), recent: make([]time.Duration, 0, noLoadWindows), rng: 0x9e3779b97f4a7c15}
+// NewLimit returns a limit starting at initial, kept within [lowest, highest].
+func NewLimit(initial, lowest, highest int) *Limit {
+	l := &Limit{min: float64(lowest), max: float64(highest), recent: make([]time.Duration, 0, noLoadWindows), rng: 0x9e3779b97f4a7c15}
 	l.limit = l.clamp(float64(initial))
 	return l
 }
