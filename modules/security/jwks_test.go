@@ -136,7 +136,7 @@ func newJWKSServer(t testing.TB, keys ...map[string]any) *jwksServer {
 	t.Helper()
 	s := &jwksServer{}
 	s.set(t, keys...)
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		s.fetches.Add(1)
 		if s.down.Load() {
 			http.Error(w, "down", http.StatusServiceUnavailable)
@@ -299,8 +299,8 @@ func TestParseJWKSLeavesOutUnusableKeys(t *testing.T) {
 		for k, v := range j {
 			c[k] = v
 		}
-		for i := 0; i < len(kv); i += 2 {
-			c[kv[i].(string)] = kv[i+1]
+		for pair := range slices.Chunk(kv, 2) {
+			c[pair[0].(string)] = pair[1]
 		}
 		return c
 	}
@@ -533,7 +533,7 @@ func TestFetchJWKSRefusesBadAnswers(t *testing.T) {
 		{"too large", http.StatusOK, bytes.Repeat([]byte(" "), maxJWKSBytes+1)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 				w.WriteHeader(tc.status)
 				_, _ = w.Write(tc.body)
 			}))

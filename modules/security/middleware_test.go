@@ -93,7 +93,7 @@ func (s *server) get(t *testing.T, path, authorization string) answer {
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, _ := io.ReadAll(resp.Body)
 	a := answer{status: resp.StatusCode, challenge: resp.Header.Get("WWW-Authenticate"), body: string(body), retry: resp.Header.Get("Retry-After")}
 	if a.status == http.StatusOK && path == "/whoami" {

@@ -144,7 +144,7 @@ func (t *TLS) readFiles() (contents [][]byte, key [sha256.Size]byte, err error) 
 			contents[i] = contents[j]
 			continue
 		}
-		data, readErr := os.ReadFile(name)
+		data, readErr := os.ReadFile(name) //nolint:gosec // G304: the operator names the TLS files in the configuration
 		if readErr != nil {
 			fmt.Fprintf(h, "%d:error:%v;", i, readErr)
 			if err == nil {

@@ -21,7 +21,7 @@ func ExampleNewTLS() {
 	if err != nil {
 		panic(err)
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	files, err := devpki.DevSet(dir, "example.org", false)
 	if err != nil {
 		panic(err)
@@ -44,15 +44,15 @@ func ExampleNewTLS() {
 		ReadHeaderTimeout: 5 * time.Second,
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			peer, _ := security.PeerPrincipal(r.TLS)
-			fmt.Fprintf(w, "hello, %s", peer.Subject)
+			_, _ = fmt.Fprintf(w, "hello, %s", peer.Subject)
 		}),
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		panic(err)
 	}
-	served := make(chan error, 1)
-	go func() { served <- srv.ServeTLS(ln, "", "") }() // the certificates come from tl
+	served := make(chan struct{})
+	go func() { _ = srv.ServeTLS(ln, "", ""); close(served) }() // the certificates come from tl
 	defer func() { _ = srv.Close(); <-served }()
 
 	// The client: the dev CA as root, the dev SPIFFE certificate as identity.
@@ -72,7 +72,7 @@ func ExampleNewTLS() {
 	if err != nil {
 		panic(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		panic(err)

@@ -190,7 +190,7 @@ func getPeer(c *http.Client, url string) (*http.Response, peerAnswer, error) {
 	if err != nil {
 		return nil, a, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return resp, a, err
@@ -210,7 +210,7 @@ func dialTLS(t *testing.T, url string, config *tls.Config) (tls.ConnectionState,
 	if err != nil {
 		return tls.ConnectionState{}, err
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	return conn.(*tls.Conn).ConnectionState(), nil
 }
 

@@ -53,7 +53,7 @@ func getReused(t *testing.T, c *http.Client, url string) (reused bool, serial *b
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if _, err := io.Copy(io.Discard, resp.Body); err != nil { // read to the end, so the connection is kept
 		t.Fatal(err)
 	}

@@ -59,7 +59,7 @@ func newTokenCache(size int) *tokenCache {
 	for n*2 <= maxCacheShards && n*2 <= size {
 		n *= 2
 	}
-	c := &tokenCache{shards: make([]cacheShard, n), mask: byte(n - 1), perShard: size / n}
+	c := &tokenCache{shards: make([]cacheShard, n), mask: byte(n - 1), perShard: size / n} //nolint:gosec // G115: n <= maxCacheShards (64)
 	for i := range c.shards {
 		c.shards[i].m = make(map[tokenKey]cacheEntry)
 	}
