@@ -129,7 +129,7 @@ func TestJSONHandlerTable(t *testing.T) {
 		{"inline group", newRecord(testTime, slog.LevelInfo, "m", slog.Group("", slog.Int("a", 1))), false},
 		{"any", newRecord(testTime, slog.LevelInfo, "m", slog.Any("a", map[string]int{"x": 1})), false},
 		{"any nil", newRecord(testTime, slog.LevelInfo, "m", slog.Any("a", nil)), false},
-		{"error", newRecord(testTime, slog.LevelInfo, "m", slog.Any("err", errors.New("bad \"thing\"\n"))), false},
+		{"error", newRecord(testTime, slog.LevelInfo, "m", slog.Any("err", errors.New("bad \"thing\"\n"))), false}, //nolint:revive // error-strings: the quotes and newline are what the handler must escape
 		{"log valuer", newRecord(testTime, slog.LevelInfo, "m", slog.Any("v", valuer{})), false},
 		{"zero attr", newRecord(testTime, slog.LevelInfo, "m", slog.Attr{}, slog.Int("a", 1)), false},
 		{"fallback after many attrs", newRecord(testTime, slog.LevelInfo, "m",
@@ -358,7 +358,7 @@ func TestJSONHandlerOptions(t *testing.T) {
 	r.AddAttrs(accessAttrs()...)
 	for name, opts := range map[string]*slog.HandlerOptions{
 		"add source": {AddSource: true},
-		"replace attr": {ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+		"replace attr": {ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
 			if a.Key == "status" || a.Key == slog.TimeKey {
 				return slog.Attr{}
 			}

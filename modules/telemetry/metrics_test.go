@@ -32,7 +32,7 @@ func scrape(t *testing.T, url string) (status int, contentType, body string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatal(err)
@@ -154,7 +154,7 @@ func Example_metrics() {
 	if err != nil {
 		panic(err)
 	}
-	defer mp.Shutdown(context.Background())
+	defer func() { _ = mp.Shutdown(context.Background()) }()
 	routes := telemetry.MetricsRoutes(reg, slog.Default())
 	_ = routes // hand them to httpserver.New
 }

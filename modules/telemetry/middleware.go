@@ -172,18 +172,18 @@ func (s *serverStage) handle(c *gin.Context) {
 	answered := false
 	defer func() {
 		if !answered { // a panic (or runtime.Goexit) on its way to the recover stage
-			s.finish(c, inbound, ctx, span, rt, start, traceparent, http.StatusInternalServerError)
+			s.finish(inbound, ctx, c, span, rt, start, traceparent, http.StatusInternalServerError)
 		}
 	}()
 	c.Next()
 	answered = true
-	s.finish(c, inbound, ctx, span, rt, start, traceparent, responseStatus(c))
+	s.finish(inbound, ctx, c, span, rt, start, traceparent, responseStatus(c))
 }
 
 // finish records the request's end with status: metrics, span, access log.
 // The access log is written with the inbound context, which holds no span, so
 // that a [LogHandler] does not add the IDs the line already has.
-func (s *serverStage) finish(c *gin.Context, inbound, ctx context.Context, span trace.Span, rt *routeTelemetry, start time.Time, traceparent string, status int) {
+func (s *serverStage) finish(inbound, ctx context.Context, c *gin.Context, span trace.Span, rt *routeTelemetry, start time.Time, traceparent string, status int) {
 	elapsed := time.Since(start)
 	rt.active.n.Add(-1)
 	s.duration.Record(ctx, elapsed.Seconds(), rt.durationOpts(status)...)

@@ -182,7 +182,7 @@ func TestInboundTraceparentContinuesTheTrace(t *testing.T) {
 		"http.request.method": "GET", "http.route": "/items/:id", "url.scheme": "http",
 		"server.address": "example.com", "network.protocol.version": "1.1", "user_agent.original": "test-agent/1",
 	} {
-		if got := attrs[k].Emit(); got != want {
+		if got := attrs[k].String(); got != want {
 			t.Errorf("%s = %q, want %q", k, got, want)
 		}
 	}
@@ -532,7 +532,7 @@ func TestModuleTracesAndMeasuresRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if tp := resp.Header.Get(telemetry.TraceResponseHeader); resp.StatusCode != http.StatusNoContent || !strings.HasPrefix(tp, "00-"+inboundTraceID+"-") {
 		t.Errorf("got %d with traceparent %q, want 204 in trace %s", resp.StatusCode, tp, inboundTraceID)
 	}
