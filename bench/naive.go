@@ -58,7 +58,7 @@ type Naive struct {
 // Config), a million a second with a burst of a billion.
 const (
 	NaiveRate  rate.Limit = 1_000_000
-	NaiveBurst            = 1_000_000_000
+	NaiveBurst int        = 1_000_000_000
 )
 
 // NewNaive builds the naive stack; Shutdown flushes and stops it.
