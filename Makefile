@@ -16,7 +16,9 @@ bench: ## every benchmark with its peer, printed as docs/BENCHMARKS.md's tables 
 bench-quick: ## every benchmark once (-benchtime 1x): checks that they run, the figures mean nothing
 	scripts/bench -quick
 
-lint: vet fmt-check
+lint: vet fmt-check ## vet, gofmt and golangci-lint (the version .ci/golangci-lint pins), as CI runs them
+	.ci/golangci-lint run ./...
+	cd bench && ../.ci/golangci-lint run ./...
 
 vet:
 	go vet ./...
