@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"path"
 	"path/filepath"
-	"reflect"
 	"regexp"
 	"slices"
 	"sort"
@@ -20,7 +19,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/meshkit/meshkit/app"
+	"github.com/meshkit/meshkit/internal/confignames"
 	"github.com/meshkit/meshkit/internal/redistest"
 )
 
@@ -55,30 +54,13 @@ func readCompose(t *testing.T) composeFile {
 	return c
 }
 
-// knownVariables are the variables the service reads: the env tags of
-// app.Config's fields, nested sections included, SERVICE_CONFIG_FILE, and
-// the OTEL_* names the telemetry module's sources mention (the ones it reads
+// knownVariables are the variables the service reads: confignames.Service
+// (the env tags of app.Config's fields and SERVICE_CONFIG_FILE), and the
+// OTEL_* names the telemetry module's sources mention (the ones it reads
 // and the ones it leaves to the OpenTelemetry SDK and exporter).
 func knownVariables(t *testing.T) map[string]bool {
 	t.Helper()
-	known := map[string]bool{"SERVICE_CONFIG_FILE": true}
-	var walk func(reflect.Type)
-	walk = func(typ reflect.Type) {
-		for i := range typ.NumField() {
-			f := typ.Field(i)
-			if name := f.Tag.Get("env"); name != "" {
-				known[name] = true
-			}
-			ft := f.Type
-			for ft.Kind() == reflect.Pointer {
-				ft = ft.Elem()
-			}
-			if ft.Kind() == reflect.Struct && f.IsExported() {
-				walk(ft)
-			}
-		}
-	}
-	walk(reflect.TypeOf(app.DefaultConfig(app.Production)))
+	known := confignames.Service()
 
 	sources, err := filepath.Glob(filepath.Join(telemetryDir, "*.go"))
 	if err != nil || len(sources) == 0 {
