@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"log"
@@ -82,13 +83,25 @@ func ExampleNew_replaceState() {
 		req.Header.Set("X-Request-ID", "example-2")
 		rec := httptest.NewRecorder()
 		server.APIHandler().ServeHTTP(rec, req)
-		fmt.Println(rec.Code, rec.Body.String())
+		if rec.Code != http.StatusOK {
+			fmt.Println(rec.Code, rec.Body.String())
+			return
+		}
+		// The template's own check; the checks of modules you add are there
+		// too, "pending" in an app that is not started.
+		var ready struct {
+			Checks map[string]json.RawMessage `json:"checks"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &ready); err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(rec.Code, "ratelimit:", string(ready.Checks["ratelimit"]))
 	}
 	readyz()
 	state.StartDraining() // what the app's OnStop does first on shutdown
 	readyz()
 	// Output:
-	// 200 {"status":"pass","checks":{"ratelimit":{"status":"pass","details":{"backend":"memory","mode":"memory"}}}}
+	// 200 ratelimit: {"status":"pass","details":{"backend":"memory","mode":"memory"}}
 	// 503 {"type":"about:blank","title":"Service Unavailable","status":503,"detail":"the service is shutting down","request_id":"example-2"}
 }
 
