@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/gin-gonic/gin"
@@ -66,7 +67,10 @@ func TestAppStartsServesAndStopsCleanly(t *testing.T) {
 		return resp.StatusCode, string(body)
 	}
 	api, admin := "http://"+srv.APIAddr().String(), "http://"+srv.AdminAddr().String()
-	const readyBody = `{"status":"pass","checks":{"ratelimit":{"status":"pass","details":{"backend":"memory","mode":"memory"}}}}`
+	// The template's own component, whatever checks a team's modules add
+	// (theirs are "pending", and the status "warn", until their first run
+	// ends).
+	const readyBody = `"ratelimit":{"status":"pass","details":{"backend":"memory","mode":"memory"}}`
 	for _, tt := range []struct {
 		url, body string
 	}{
@@ -76,8 +80,9 @@ func TestAppStartsServesAndStopsCleanly(t *testing.T) {
 		{admin + "/livez", `{"status":"pass"}`},
 		{admin + "/readyz", readyBody},
 	} {
-		if status, body := get(tt.url); status != http.StatusOK || body != tt.body {
-			t.Errorf("GET %s = %d %s, want 200 %s", tt.url, status, body, tt.body)
+		status, body := get(tt.url)
+		if status != http.StatusOK || !strings.Contains(body, tt.body) {
+			t.Errorf("GET %s = %d %s, want 200 with %s", tt.url, status, body, tt.body)
 		}
 	}
 	transport.CloseIdleConnections()
