@@ -46,7 +46,7 @@ func Options(opts ...fx.Option) fx.Option {
 		fx.Options(opts...),
 		// Last, so that readiness turns on after everything else has started,
 		// and turns off first on shutdown.
-		fx.Invoke(health.Readiness),
+		fx.Invoke(health.ReadinessFx),
 	)
 }
 

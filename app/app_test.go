@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"go.uber.org/fx"
@@ -129,5 +130,56 @@ func TestStopTimeoutCoversTheShutdownBudget(t *testing.T) {
 	cfg := app.DefaultConfig(app.Production)
 	if got, budget := app.StopTimeout(cfg), cfg.Health.DrainDelay+cfg.HTTP.ShutdownTimeout; got <= budget {
 		t.Errorf("StopTimeout = %v, want more than drain delay + shutdown timeout = %v", got, budget)
+	}
+}
+
+// Stopping the app, with no cmd/service around it, fails readiness and
+// makes every response close its connection at once, while the listeners
+// serve through the drain delay: the HTTP server's drain hook runs with
+// readiness's.
+func TestStopDrainsConnectionsFromTheStartOfTheDrainDelay(t *testing.T) {
+	cfg := loopbackConfig()
+	cfg.Health.DrainDelay = 2 * time.Second
+	var srv *httpserver.Server
+	a := fxtest.New(t, app.Options(app.WithConfig(cfg), fx.Populate(&srv)))
+	a.RequireStart()
+	client := &http.Client{Timeout: 5 * time.Second}
+	hello := "http://" + srv.APIAddr().String() + "/v1/hello"
+	resp, err := client.Get(hello)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.Close {
+		t.Fatal("a response closed its connection before the stop")
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- a.Stop(context.Background()) }()
+	ready := "http://" + srv.AdminAddr().String() + "/readyz"
+	deadline := time.Now().Add(time.Second)
+	for {
+		resp, err := client.Get(ready)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("readiness still passing 1s after the stop began")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp, err = client.Get(hello)
+	if err != nil {
+		t.Fatalf("during the drain delay: %v", err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !resp.Close {
+		t.Errorf("during the drain delay: %d, closes its connection: %v; want 200 and Connection: close", resp.StatusCode, resp.Close)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -25,10 +25,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"go.uber.org/fx"
 
 	"github.com/meshkit/meshkit/app"
-	"github.com/meshkit/meshkit/modules/httpserver"
 )
 
 func main() {
@@ -85,8 +83,7 @@ func loadConfig(name string, args []string, stderr io.Writer) (app.Config, int) 
 // running at the deadline). A second signal exits at once, with 2.
 func serve(cfg app.Config, stderr io.Writer) int {
 	gin.SetMode(gin.ReleaseMode)
-	var server *httpserver.Server
-	a := app.New(app.WithConfig(cfg), fx.Populate(&server))
+	a := app.New(app.WithConfig(cfg))
 	if err := a.Err(); err != nil {
 		_, _ = fmt.Fprintln(stderr, "service:", err)
 		return 1
@@ -106,9 +103,6 @@ func serve(cfg app.Config, stderr io.Writer) int {
 
 	exitCode := (<-stopRequested).ExitCode
 	exitOnNextSignal(stderr)
-	// At the same moment as readiness fails (the first OnStop hook), so
-	// that keep-alive clients move during the drain delay.
-	server.StartDraining()
 	stopCtx, cancelStop := context.WithTimeout(context.Background(), a.StopTimeout())
 	defer cancelStop()
 	if err := a.Stop(stopCtx); err != nil {

@@ -31,6 +31,18 @@ import (
 // Group is the Fx value group of components.
 const Group = "health_components"
 
+// DrainHooksGroup is the Fx value group of the func()s the health module
+// calls the moment the service starts draining (readiness fails), before the
+// drain delay: the HTTP server's makes every response close its connection,
+// so keep-alive clients move while the mesh stops routing here.
+const DrainHooksGroup = "drain_hooks"
+
+// AsDrainHook annotates a constructor that returns a func() (and optionally
+// an error) so that it joins [DrainHooksGroup].
+func AsDrainHook(constructor any) any {
+	return fx.Annotate(constructor, fx.ResultTags(`group:"`+DrainHooksGroup+`"`))
+}
+
 // ChecksGroup is the Fx value group of checks.
 const ChecksGroup = "health_checks"
 

@@ -153,9 +153,11 @@ func NewRegistryFx(p RegistryParams) (*Registry, error) {
 
 func routesFx(s *State, r *Registry) []route.Route { return r.Routes(s) }
 
-// Readiness ties the State to the app's lifecycle; app invokes it after every
-// other module so that its OnStart runs last and its OnStop first.
-func Readiness(lc fx.Lifecycle, s *State, cfg Config, log *slog.Logger) {
+// Readiness ties the State to the app's lifecycle; app invokes it (through
+// [ReadinessFx]) after every other module so that its OnStart runs last and
+// its OnStop first. On stop, readiness fails, the drain hooks run (at once,
+// in order), then the drain delay passes while the listeners still serve.
+func Readiness(lc fx.Lifecycle, s *State, cfg Config, log *slog.Logger, drain ...func()) {
 	lc.Append(fx.Hook{
 		OnStart: func(context.Context) error {
 			s.SetStarted()
@@ -164,6 +166,9 @@ func Readiness(lc fx.Lifecycle, s *State, cfg Config, log *slog.Logger) {
 		},
 		OnStop: func(ctx context.Context) error {
 			s.StartDraining()
+			for _, hook := range drain {
+				hook()
+			}
 			log.Info("draining: readiness is failing", slog.Duration("drain_delay", cfg.DrainDelay))
 			select {
 			case <-time.After(cfg.DrainDelay):
@@ -173,4 +178,23 @@ func Readiness(lc fx.Lifecycle, s *State, cfg Config, log *slog.Logger) {
 			}
 		},
 	})
+}
+
+// ReadinessParams are what ReadinessFx takes: the drain hooks arrive through
+// check.DrainHooksGroup (the HTTP server's, which makes every response close
+// its connection from then on).
+type ReadinessParams struct {
+	fx.In
+
+	Lifecycle fx.Lifecycle
+	State     *State
+	Config    Config
+	Log       *slog.Logger
+	Drain     []func() `group:"drain_hooks"` // check.DrainHooksGroup
+}
+
+// ReadinessFx is [Readiness] with its drain hooks from Fx; app invokes it
+// after every other module.
+func ReadinessFx(p ReadinessParams) {
+	Readiness(p.Lifecycle, p.State, p.Config, p.Log, p.Drain...)
 }

@@ -19,6 +19,7 @@ import (
 
 	"go.uber.org/fx"
 
+	"github.com/meshkit/meshkit/internal/check"
 	"github.com/meshkit/meshkit/internal/route"
 )
 
@@ -27,6 +28,8 @@ var Module = fx.Module("httpserver",
 	fx.Provide(
 		NewFx,
 		route.AsMiddleware(DefaultMiddleware),
+		// Draining starts with readiness failing, not at Stop.
+		check.AsDrainHook(func(s *Server) func() { return s.StartDraining }),
 	),
 	fx.Invoke(func(*Server) {}),
 )

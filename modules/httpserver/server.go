@@ -169,8 +169,8 @@ func (s *Server) serve(name string, srv *http.Server, ln net.Listener) {
 
 // StartDraining makes every response from now on carry Connection: close and
 // closes its connection after it, on both listeners, while they go on
-// serving. Call it when readiness starts failing (cmd/service does, on the
-// first signal): keep-alive clients then reconnect, through a load balancer
+// serving. The health module calls it when readiness starts failing (it is
+// this module's drain hook, check.DrainHooksGroup): keep-alive clients then reconnect, through a load balancer
 // that no longer routes here, one response at a time, instead of holding
 // connections that Stop would close under them. Idle connections are left
 // alone, since closing one races a request the client may be sending on it;

@@ -47,7 +47,7 @@ func startHealthApp(t *testing.T, addr string, required ...string) *healthApp {
 	app := fxtest.New(t,
 		fx.Supply(httpCfg, healthCfg, rlCfg, slog.New(slog.NewTextHandler(a.log, nil))),
 		httpserver.Module, health.Module, Module,
-		fx.Invoke(health.Readiness),
+		fx.Invoke(health.ReadinessFx),
 		fx.Populate(&a.srv),
 		fx.NopLogger,
 	)
