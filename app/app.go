@@ -1,96 +1,120 @@
-// Package app assembles the default service from the modules. It is the only
-// package that bundles modules; cmd/service runs what it builds.
+// Package app assembles the service from its modules. It is the only package
+// that bundles modules: [Modules] is the template's list, in one place, and
+// [New] builds an fx.App from it with a team's changes on top, each one line
+// in cmd/service/main.go:
+//
+//	app.New(
+//		app.Without("example"),                     // remove a module
+//		app.Replace("ratelimit", mylimiter.Module), // replace a whole module
+//		orders.Module,                              // add a module of your own
+//		fx.Decorate(...),                           // swap a part of one
+//	)
+//
+// Configuration is loaded by one loader that serves every module's section
+// (config.Provide); the lifecycle order follows from the modules'
+// dependencies and from one explicit rule (lifecycle.go), never from the
+// order of the list.
 package app
 
 import (
-	"log/slog"
+	"errors"
 	"time"
 
 	"go.uber.org/fx"
-	"go.uber.org/fx/fxevent"
 
-	"github.com/meshkit/meshkit/modules/example"
+	"github.com/meshkit/meshkit/internal/config"
 	"github.com/meshkit/meshkit/modules/health"
 	"github.com/meshkit/meshkit/modules/httpserver"
-	"github.com/meshkit/meshkit/modules/ratelimit"
-	"github.com/meshkit/meshkit/modules/ratelimit/admission"
-	"github.com/meshkit/meshkit/modules/security"
-	"github.com/meshkit/meshkit/modules/telemetry"
 )
 
-// New assembles the default app: configuration, logging, the HTTP server,
-// health, security, rate limiting and the example module. opts are applied on top: fx.Decorate or
-// fx.Replace to swap a part, more modules, routes and middleware. Without
-// [WithConfig] the configuration comes from SERVICE_CONFIG_FILE and the
-// environment.
+// New builds the app from [Modules] and opts: [Without] and [Replace] change
+// the list of modules; every other option (more modules, fx.Decorate,
+// fx.Replace, fx.Populate, [WithEnvironment]...) is applied on top. Without
+// [WithConfigSource] or [WithEnvironment] the configuration comes from
+// SERVICE_CONFIG_FILE and the process's environment.
 func New(opts ...fx.Option) *fx.App {
 	return fx.New(Options(opts...))
 }
 
 // Options is what New builds the app from, for fx.ValidateApp and fxtest.
 func Options(opts ...fx.Option) fx.Option {
+	return options(Modules(), opts)
+}
+
+func options(modules []Module, opts []fx.Option) fx.Option {
+	composed, rest, err := compose(modules, opts)
+	if err != nil {
+		return fx.Error(err)
+	}
+	events := &fxLog{}
 	return fx.Options(
-		fx.WithLogger(fxLogger),
-		fx.Provide(
-			loadConfigFromEnvironment,
-			sections,
-		),
-		telemetry.Module,
-		telemetry.ClientModule,
-		httpserver.Module,
-		health.Module,
-		security.Module,
-		admission.Module,
-		ratelimit.Module,
-		example.Module,
-		fx.Options(opts...),
-		// Last, so that readiness turns on after everything else has started,
-		// and turns off first on shutdown.
-		fx.Invoke(health.ReadinessFx),
+		events.options(),
+		fx.Provide(loadConfig, envOf),
+		fx.Options(composed...),
+		fx.Options(rest...),
+		readinessLast(),
 	)
 }
 
-// WithConfig makes the app use cfg instead of loading its configuration, and
-// sets Fx's stop timeout to cover the drain delay and the shutdown timeout.
-func WithConfig(cfg Config) fx.Option {
-	return fx.Options(
-		fx.Replace(cfg),
-		fx.StopTimeout(StopTimeout(cfg)),
-	)
+// WithConfigSource makes the app read its configuration from src: a YAML
+// file and a lookup of variables instead of SERVICE_CONFIG_FILE and the
+// process's environment.
+func WithConfigSource(src config.Source) fx.Option {
+	return fx.Supply(src)
 }
 
-// StopTimeout is the whole shutdown budget: the drain delay, the shutdown
-// timeout for in-flight requests, and a margin for closing clients and
-// flushing telemetry.
-func StopTimeout(cfg Config) time.Duration {
-	return cfg.Health.DrainDelay + cfg.HTTP.ShutdownTimeout + 5*time.Second
+// WithEnvironment makes the app read its configuration from vars alone, as if
+// they were the whole environment: no file unless vars names one
+// (SERVICE_CONFIG_FILE), and not the process's environment. Tests and
+// examples use it to configure the app as an operator would.
+func WithEnvironment(vars map[string]string) fx.Option {
+	return WithConfigSource(config.Source{Lookup: config.MapLookup(vars)})
 }
 
-func loadConfigFromEnvironment() (Config, error) {
-	return LoadConfig(ConfigSource{})
+// StopTimeout is the whole shutdown budget of a loaded configuration: the
+// drain delay, the shutdown timeout for in-flight requests, and a margin for
+// closing clients and flushing telemetry. A section that is not there (a
+// module replaced by one with its own) counts as zero.
+func StopTimeout(l *config.Loaded) time.Duration {
+	var budget time.Duration
+	if h, err := config.ValueOf[health.Config](l, "health"); err == nil {
+		budget += h.DrainDelay
+	}
+	if s, err := config.ValueOf[httpserver.Config](l, "http"); err == nil {
+		budget += s.ShutdownTimeout
+	}
+	return budget + 5*time.Second
 }
 
-// Sections hands each module its part of the root Config.
-type Sections struct {
-	fx.Out
+// loadParams are what loadConfig takes: the sections every module
+// registers with config.Provide, and the source WithConfigSource supplies.
+type loadParams struct {
+	fx.In
 
-	HTTP      httpserver.Config
-	Health    health.Config
-	Security  security.Config
-	RateLimit ratelimit.Config
-	Overload  admission.Config
-	Telemetry telemetry.Config
-	Example   example.Config
+	Source   config.Source    `optional:"true"`
+	Sections []config.Section `group:"config_sections"`
 }
 
-func sections(c Config) Sections {
-	return Sections{HTTP: c.HTTP, Health: c.Health, Security: c.Security, RateLimit: c.RateLimit, Overload: c.Overload, Telemetry: c.Telemetry, Example: c.Example}
+func loadConfig(p loadParams) (*config.Loaded, error) {
+	return config.Load(p.Source, p.Sections)
 }
 
-// fxLogger sends Fx's own events to the service's logger, at debug level
-// (errors stay errors).
-func fxLogger(log *slog.Logger) fxevent.Logger {
-	l := &fxevent.SlogLogger{Logger: log}
-	l.UseLogLevel(slog.LevelDebug)
-	return l
+func envOf(l *config.Loaded) config.Env { return config.Env(l.Env()) }
+
+// LoadConfig loads the configuration of the app that New(opts...) builds,
+// from src: every section its modules register, checked as at start-up. It
+// builds the app without starting it, for tools and tests that need the
+// settings (the configuration reference's test lists the sections). Its
+// error is the configuration's own, a *config.Error of one line, when the
+// configuration is at fault.
+func LoadConfig(src config.Source, opts ...fx.Option) (*config.Loaded, error) {
+	var loaded *config.Loaded
+	a := fx.New(Options(append(opts, WithConfigSource(src), fx.Populate(&loaded))...))
+	if err := a.Err(); err != nil {
+		if cfgErr, ok := errors.AsType[*config.Error](err); ok {
+			return nil, cfgErr
+		}
+		return nil, err
+	}
+	return loaded, nil
 }

@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,14 +9,45 @@ import (
 	"time"
 
 	"github.com/meshkit/meshkit/app"
+	"github.com/meshkit/meshkit/internal/config"
+	"github.com/meshkit/meshkit/modules/health"
+	"github.com/meshkit/meshkit/modules/httpserver"
+	"github.com/meshkit/meshkit/modules/telemetry"
 )
 
 // env is a fake environment for LoadConfig.
-func env(vars map[string]string) func(string) (string, bool) {
-	return func(name string) (string, bool) {
-		v, ok := vars[name]
-		return v, ok
+func env(vars map[string]string) config.LookupFunc { return config.MapLookup(vars) }
+
+// loaded is what the default app's sections hold after loading.
+type loaded struct {
+	Env       string
+	HTTP      httpserver.Config
+	Health    health.Config
+	Telemetry telemetry.Config
+}
+
+// loadConfig loads the default app's configuration from src.
+func loadConfig(t *testing.T, src config.Source) loaded {
+	t.Helper()
+	l, err := app.LoadConfig(src)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return loaded{
+		Env:       l.Env(),
+		HTTP:      section[httpserver.Config](t, l, "http"),
+		Health:    section[health.Config](t, l, "health"),
+		Telemetry: section[telemetry.Config](t, l, "telemetry"),
+	}
+}
+
+func section[T any](t *testing.T, l *config.Loaded, key string) T {
+	t.Helper()
+	v, err := config.ValueOf[T](l, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 func writeFile(t *testing.T, content string) string {
@@ -28,10 +60,7 @@ func writeFile(t *testing.T, content string) string {
 }
 
 func TestLoadConfigDefaults(t *testing.T) {
-	cfg, err := app.LoadConfig(app.ConfigSource{Lookup: env(nil)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := loadConfig(t, config.Source{Lookup: env(nil)})
 	if cfg.Env != "development" || cfg.HTTP.Addr != ":8080" || cfg.HTTP.AdminAddr != ":9090" ||
 		cfg.HTTP.MaxBodyBytes != 1048576 || cfg.HTTP.RequestTimeout != 30*time.Second ||
 		cfg.HTTP.ShutdownTimeout != 30*time.Second || cfg.Health.DrainDelay != 0 ||
@@ -44,19 +73,13 @@ func TestLoadConfigDefaults(t *testing.T) {
 const devSecret = "0123456789abcdef0123456789abcdef"
 
 func TestLoadConfigProductionDrainDelay(t *testing.T) {
-	cfg, err := app.LoadConfig(app.ConfigSource{Lookup: env(map[string]string{"SERVICE_ENV": "production", "SERVICE_AUTH_HMAC_SECRET": devSecret})})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := loadConfig(t, config.Source{Lookup: env(map[string]string{"SERVICE_ENV": "production", "SERVICE_AUTH_HMAC_SECRET": devSecret})})
 	if cfg.Health.DrainDelay != 5*time.Second {
 		t.Errorf("production drain delay = %v, want 5s", cfg.Health.DrainDelay)
 	}
 	// From the file too, and an explicit value wins.
 	file := writeFile(t, "env: production\nhealth:\n  drain_delay: 2s\nsecurity:\n  auth:\n    hmac_secret: "+devSecret+"\n")
-	cfg, err = app.LoadConfig(app.ConfigSource{File: file, Lookup: env(nil)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg = loadConfig(t, config.Source{File: file, Lookup: env(nil)})
 	if cfg.Env != "production" || cfg.Health.DrainDelay != 2*time.Second {
 		t.Errorf("env %q, drain delay %v; want production, 2s", cfg.Env, cfg.Health.DrainDelay)
 	}
@@ -74,15 +97,12 @@ http:
 telemetry:
   log_format: text
 `)
-	cfg, err := app.LoadConfig(app.ConfigSource{Lookup: env(map[string]string{
+	cfg := loadConfig(t, config.Source{Lookup: env(map[string]string{
 		"SERVICE_CONFIG_FILE":          file,
 		"SERVICE_HTTP_ADDR":            "127.0.0.1:7100",
 		"SERVICE_TRUSTED_PROXIES":      " 10.1.0.0/16 , 192.168.0.1 ,",
 		"SERVICE_CORS_ALLOWED_ORIGINS": "https://b.example,https://c.example",
 	})})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if cfg.HTTP.Addr != "127.0.0.1:7100" || cfg.HTTP.AdminAddr != "127.0.0.1:7001" || cfg.HTTP.RequestTimeout != 5*time.Second ||
 		cfg.Telemetry.LogFormat != "text" || strings.Join(cfg.HTTP.TrustedProxies, "|") != "10.1.0.0/16|192.168.0.1" ||
 		strings.Join(cfg.HTTP.CORS.AllowedOrigins, "|") != "https://b.example|https://c.example" {
@@ -117,7 +137,6 @@ func TestLoadConfigErrorsNameTheSetting(t *testing.T) {
 		{"wildcard with credentials", "", map[string]string{"SERVICE_CORS_ALLOWED_ORIGINS": "*", "SERVICE_CORS_ALLOW_CREDENTIALS": "true"}, "SERVICE_CORS_ALLOWED_ORIGINS"},
 		{"bad boolean", "", map[string]string{"SERVICE_CORS_ALLOW_CREDENTIALS": "sure"}, "SERVICE_CORS_ALLOW_CREDENTIALS"},
 		{"bad log level", "", map[string]string{"SERVICE_LOG_LEVEL": "loud"}, "SERVICE_LOG_LEVEL"},
-		{"bad upstream", "", map[string]string{"SERVICE_EXAMPLE_UPSTREAM_URL": "ftp://x"}, "SERVICE_EXAMPLE_UPSTREAM_URL"},
 		{"rate limit rate 0", "", map[string]string{"SERVICE_RATELIMIT_RATE": "0"}, "SERVICE_RATELIMIT_RATE"},
 		{"rate limit burst 0", "", map[string]string{"SERVICE_RATELIMIT_BURST": "0"}, "SERVICE_RATELIMIT_BURST"},
 		{"rate limit period", "", map[string]string{"SERVICE_RATELIMIT_PERIOD": "-1m"}, "SERVICE_RATELIMIT_PERIOD"},
@@ -128,12 +147,13 @@ func TestLoadConfigErrorsNameTheSetting(t *testing.T) {
 		{"key prefix with a hash tag", "", map[string]string{"SERVICE_RATELIMIT_BACKEND": "redis", "SERVICE_RATELIMIT_KEY_PREFIX": "rl{x}"}, "SERVICE_RATELIMIT_KEY_PREFIX"},
 		{"rate limit in file", "ratelimit:\n  burst: 0\n", nil, "SERVICE_RATELIMIT_BURST"},
 		{"unknown key in file", "http:\n  adress: :1\n", nil, "adress"}, //nolint:misspell // the misspelt key is the test
+		{"unknown section in file", "htp:\n  addr: :1\n", nil, "htp (line 1): unknown setting (the sections are: env, "},
 		{"bad duration in file", "http:\n  request_timeout: 3x\n", nil, "request_timeout"},
 		{"not YAML", "http: [", nil, "config file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			src := app.ConfigSource{Lookup: env(tt.vars)}
+			src := config.Source{Lookup: env(tt.vars)}
 			if tt.file != "" {
 				src.File = writeFile(t, tt.file)
 			}
@@ -141,13 +161,16 @@ func TestLoadConfigErrorsNameTheSetting(t *testing.T) {
 			if err == nil {
 				t.Fatal("LoadConfig succeeded, want an error")
 			}
+			if _, ok := errors.AsType[*config.Error](err); !ok {
+				t.Errorf("error %q is a %T, want a *config.Error", err, err)
+			}
 			if msg := err.Error(); !strings.Contains(msg, tt.want) || strings.Contains(msg, "\n") {
 				t.Errorf("error %q: want one line naming %q", msg, tt.want)
 			}
 		})
 	}
 	t.Run("missing file", func(t *testing.T) {
-		_, err := app.LoadConfig(app.ConfigSource{File: filepath.Join(t.TempDir(), "nope.yaml"), Lookup: env(nil)})
+		_, err := app.LoadConfig(config.Source{File: filepath.Join(t.TempDir(), "nope.yaml"), Lookup: env(nil)})
 		if err == nil || !strings.Contains(err.Error(), "nope.yaml") {
 			t.Errorf("error %v, want one naming the file", err)
 		}

@@ -55,12 +55,12 @@ func readCompose(t *testing.T) composeFile {
 }
 
 // knownVariables are the variables the service reads: confignames.Service
-// (the env tags of app.Config's fields and SERVICE_CONFIG_FILE), and the
+// (the env tags of the default app's configuration sections, SERVICE_ENV and SERVICE_CONFIG_FILE), and the
 // OTEL_* names the telemetry module's sources mention (the ones it reads
 // and the ones it leaves to the OpenTelemetry SDK and exporter).
 func knownVariables(t *testing.T) map[string]bool {
 	t.Helper()
-	known := confignames.Service()
+	known := confignames.Service(t)
 
 	sources, err := filepath.Glob(filepath.Join(telemetryDir, "*.go"))
 	if err != nil || len(sources) == 0 {
@@ -77,7 +77,7 @@ func knownVariables(t *testing.T) map[string]bool {
 	}
 	for _, must := range []string{"SERVICE_HTTP_ADDR", "SERVICE_REDIS_ADDR", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME"} {
 		if !known[must] {
-			t.Fatalf("the known variables miss %s: the reflection over app.Config or the scan of %s is broken", must, telemetryDir)
+			t.Fatalf("the known variables miss %s: the sections' names or the scan of %s is broken", must, telemetryDir)
 		}
 	}
 	return known
@@ -92,7 +92,7 @@ func TestComposeFileNamesOnlyVariablesTheServiceKnows(t *testing.T) {
 	for _, replica := range composeReplicas {
 		for name := range compose.Services[replica].Environment {
 			if (strings.HasPrefix(name, "SERVICE_") || strings.HasPrefix(name, "OTEL_")) && !known[name] {
-				t.Errorf("%s: %s sets %s, which the service does not read (see app.Config's env tags and modules/telemetry)", composePath, replica, name)
+				t.Errorf("%s: %s sets %s, which the service does not read (see docs/CONFIGURATION.md and modules/telemetry)", composePath, replica, name)
 			}
 		}
 	}

@@ -1,6 +1,6 @@
 // Command service runs the meshkit service.
 //
-//	service [-config FILE]    run the service (configuration: DESIGN.md section 3)
+//	service [-config FILE]    run the service (configuration: docs/CONFIGURATION.md)
 //	service healthcheck       exit 0 when the admin /readyz says ready, else 1
 //	service version           print the version
 //	service devcerts [-dir DIR] [-trust-domain TD] [-force]
@@ -13,6 +13,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -25,9 +26,23 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"go.uber.org/fx"
 
 	"github.com/meshkit/meshkit/app"
+	"github.com/meshkit/meshkit/internal/config"
+	"github.com/meshkit/meshkit/modules/httpserver"
 )
+
+// modules is this service's list of modules: the template's (app.Modules:
+// telemetry, telemetry-client, httpserver, health, security, admission,
+// ratelimit, example), changed here one line at a time:
+//
+//	app.Without("example"),                     // remove a module
+//	app.Replace("ratelimit", mylimiter.Module), // replace a whole module
+//	orders.Module,                              // add a module of your own
+func modules() []fx.Option {
+	return []fx.Option{}
+}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -50,29 +65,33 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return devtoken(args[1:], stdout, stderr)
 		}
 	}
-	cfg, code := loadConfig("service", args, stderr)
-	if code != 0 {
-		return code
+	src, ok := parseConfigFlag("service", args, stderr)
+	if !ok {
+		return 2
 	}
-	return serve(cfg, stderr)
+	return serve(src, stderr)
 }
 
-// loadConfig parses the -config flag of command name and loads the
-// configuration. A non-zero code is the exit status: 2 for bad flags, 1 for a
-// bad configuration, reported in one line.
-func loadConfig(name string, args []string, stderr io.Writer) (app.Config, int) {
+// parseConfigFlag parses the -config flag of command name; false means bad
+// flags (exit 2), already reported.
+func parseConfigFlag(name string, args []string, stderr io.Writer) (config.Source, bool) {
 	flags := flag.NewFlagSet(name, flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	configFile := flags.String("config", "", "YAML configuration file (default: $SERVICE_CONFIG_FILE)")
 	if err := flags.Parse(args); err != nil {
-		return app.Config{}, 2
+		return config.Source{}, false
 	}
-	cfg, err := app.LoadConfig(app.ConfigSource{File: *configFile})
-	if err != nil {
-		_, _ = fmt.Fprintln(stderr, name+": configuration:", err)
-		return app.Config{}, 1
+	return config.Source{File: *configFile}, true
+}
+
+// reportStartError prints why the app could not be built: a bad configuration
+// in one line, naming the setting, else the error itself.
+func reportStartError(name string, err error, stderr io.Writer) {
+	if cfgErr, ok := errors.AsType[*config.Error](err); ok {
+		_, _ = fmt.Fprintln(stderr, name+": configuration:", cfgErr)
+		return
 	}
-	return cfg, 0
+	_, _ = fmt.Fprintln(stderr, name+":", err)
 }
 
 // serve runs the app until SIGTERM or SIGINT, then stops it within the
@@ -81,11 +100,12 @@ func loadConfig(name string, args []string, stderr io.Writer) (app.Config, int) 
 // in-flight requests get the shutdown timeout, then the rest stops. It
 // returns 0 after a clean drain and 1 when the stop failed (requests still
 // running at the deadline). A second signal exits at once, with 2.
-func serve(cfg app.Config, stderr io.Writer) int {
+func serve(src config.Source, stderr io.Writer) int {
 	gin.SetMode(gin.ReleaseMode)
-	a := app.New(app.WithConfig(cfg))
+	var loaded *config.Loaded
+	a := app.New(append(modules(), app.WithConfigSource(src), fx.Populate(&loaded))...)
 	if err := a.Err(); err != nil {
-		_, _ = fmt.Fprintln(stderr, "service:", err)
+		reportStartError("service", err, stderr)
 		return 1
 	}
 	// Fx relays SIGTERM and SIGINT here, and a Shutdowner's request with its
@@ -103,7 +123,7 @@ func serve(cfg app.Config, stderr io.Writer) int {
 
 	exitCode := (<-stopRequested).ExitCode
 	exitOnNextSignal(stderr)
-	stopCtx, cancelStop := context.WithTimeout(context.Background(), a.StopTimeout())
+	stopCtx, cancelStop := context.WithTimeout(context.Background(), app.StopTimeout(loaded))
 	defer cancelStop()
 	if err := a.Stop(stopCtx); err != nil {
 		_, _ = fmt.Fprintln(stderr, "service: stop:", err)
@@ -128,11 +148,18 @@ func exitOnNextSignal(stderr io.Writer) {
 // healthcheck asks the admin listener's /readyz, for container health checks
 // in an image without curl.
 func healthcheck(args []string, stderr io.Writer) int {
-	cfg, code := loadConfig("healthcheck", args, stderr)
-	if code != 0 {
-		return code
+	src, ok := parseConfigFlag("healthcheck", args, stderr)
+	if !ok {
+		return 2
 	}
-	host, port, _ := net.SplitHostPort(cfg.HTTP.AdminAddr) // checked by LoadConfig
+	// The admin address alone: the HTTP server's section, whatever modules
+	// the service has.
+	cfg, err := config.LoadSection(src, "http", config.AnyEnv(httpserver.DefaultConfig))
+	if err != nil {
+		reportStartError("healthcheck", err, stderr)
+		return 1
+	}
+	host, port, _ := net.SplitHostPort(cfg.AdminAddr) // checked by LoadSection
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "127.0.0.1"
 	}

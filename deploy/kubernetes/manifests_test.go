@@ -1,6 +1,6 @@
 // Package kubernetes holds no code: its test reads the manifests in this
 // directory and checks that they agree with each other, with the image
-// (../../Dockerfile) and with the service's configuration (app.Config).
+// (../../Dockerfile) and with the service's configuration (the modules' sections, loaded by app.LoadConfig).
 package kubernetes
 
 import (
@@ -21,7 +21,10 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/meshkit/meshkit/app"
+	"github.com/meshkit/meshkit/internal/config"
 	"github.com/meshkit/meshkit/internal/confignames"
+	"github.com/meshkit/meshkit/modules/health"
+	"github.com/meshkit/meshkit/modules/httpserver"
 )
 
 const (
@@ -291,17 +294,29 @@ func (m manifests) env(t *testing.T, secretValue string) map[string]string {
 	return env
 }
 
-func (m manifests) config(t *testing.T) (app.Config, map[string]string) {
+func (m manifests) config(t *testing.T) (serviceConfig, map[string]string) {
 	t.Helper()
 	env := m.env(t, strings.Repeat("k", 48))
-	cfg, err := app.LoadConfig(app.ConfigSource{Lookup: func(name string) (string, bool) {
-		v, ok := env[name]
-		return v, ok
-	}})
+	loaded, err := app.LoadConfig(config.Source{Lookup: config.MapLookup(env)})
 	if err != nil {
 		t.Fatalf("Deployment: the container's environment does not load: %v", err)
 	}
+	cfg := serviceConfig{Env: loaded.Env(), StopTimeout: app.StopTimeout(loaded)}
+	if cfg.HTTP, err = config.ValueOf[httpserver.Config](loaded, "http"); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Health, err = config.ValueOf[health.Config](loaded, "health"); err != nil {
+		t.Fatal(err)
+	}
 	return cfg, env
+}
+
+// serviceConfig is what the tests read of the service's loaded configuration.
+type serviceConfig struct {
+	Env         string
+	HTTP        httpserver.Config
+	Health      health.Config
+	StopTimeout time.Duration
 }
 
 // containerPort is the number of the container's port called name.
@@ -500,7 +515,7 @@ func TestManifestsShutdownBudget(t *testing.T) {
 	if grace == nil {
 		t.Fatal("Deployment: terminationGracePeriodSeconds is not set (Kubernetes' default 30s is less than the stop takes)")
 	}
-	need := max(drain+timeout+stopMargin, app.StopTimeout(cfg)) + preStop
+	need := max(drain+timeout+stopMargin, cfg.StopTimeout) + preStop
 	if got := time.Duration(*grace) * time.Second; got < need {
 		t.Errorf("Deployment: terminationGracePeriodSeconds %s < drain delay %s + shutdown timeout %s + margin %s + preStop %s = %s: the kubelet's SIGKILL would cut the stop",
 			got, drain, timeout, stopMargin, preStop, need)
@@ -521,13 +536,13 @@ func TestManifestsShutdownBudget(t *testing.T) {
 func TestManifestsEnvironment(t *testing.T) {
 	m := readManifests(t)
 	cfg, env := m.config(t)
-	if env["SERVICE_ENV"] != app.Production || cfg.Env != app.Production {
-		t.Errorf("Deployment: SERVICE_ENV=%q, want %s", env["SERVICE_ENV"], app.Production)
+	if env["SERVICE_ENV"] != config.Production || cfg.Env != config.Production {
+		t.Errorf("Deployment: SERVICE_ENV=%q, want %s", env["SERVICE_ENV"], config.Production)
 	}
-	known := confignames.Service()
+	known := confignames.Service(t)
 	for _, e := range m.container.Env {
 		if strings.HasPrefix(e.Name, "SERVICE_") && !known[e.Name] {
-			t.Errorf("Deployment: %s is no variable the service reads (see app.Config's env tags and docs/CONFIGURATION.md)", e.Name)
+			t.Errorf("Deployment: %s is no variable the service reads (see the modules' configuration sections and docs/CONFIGURATION.md)", e.Name)
 		}
 	}
 
@@ -551,10 +566,7 @@ func TestManifestsEnvironment(t *testing.T) {
 	// The example's placeholder must not make a pod that runs.
 	for name, value := range m.secret.StringData {
 		env := m.env(t, value)
-		_, err := app.LoadConfig(app.ConfigSource{Lookup: func(n string) (string, bool) {
-			v, ok := env[n]
-			return v, ok
-		}})
+		_, err := app.LoadConfig(config.Source{Lookup: config.MapLookup(env)})
 		if err == nil {
 			t.Errorf("%s: the placeholder of %s is accepted by the service: a copy applied as is would run with a published key", secretExampleFile, name)
 		}

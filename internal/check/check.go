@@ -43,6 +43,19 @@ func AsDrainHook(constructor any) any {
 	return fx.Annotate(constructor, fx.ResultTags(`group:"`+DrainHooksGroup+`"`))
 }
 
+// ReadinessGroup is the Fx value group of the hooks that turn the service
+// ready on start and not ready on stop (the health module's). The app
+// appends them to the lifecycle after every other hook, in one explicit
+// place, so that readiness is the last thing on and the first thing off
+// whatever the order of the modules.
+const ReadinessGroup = "readiness_hooks"
+
+// AsReadinessHook annotates a constructor that returns an fx.Hook so that
+// it joins [ReadinessGroup].
+func AsReadinessHook(constructor any) any {
+	return fx.Annotate(constructor, fx.ResultTags(`group:"`+ReadinessGroup+`"`))
+}
+
 // ChecksGroup is the Fx value group of checks.
 const ChecksGroup = "health_checks"
 

@@ -5,36 +5,30 @@
 package confignames
 
 import (
-	"reflect"
+	"testing"
 
 	"github.com/meshkit/meshkit/app"
+	"github.com/meshkit/meshkit/internal/config"
 )
 
-// ConfigFile names the YAML configuration file; app.LoadConfig reads it
-// before the env-tagged settings.
+// ConfigFile names the YAML configuration file; the loader reads it before
+// the env-tagged settings.
 const ConfigFile = "SERVICE_CONFIG_FILE"
 
-// Service returns the names of the variables app.Config reads: the env tags
-// of its fields, nested sections included, and [ConfigFile]. The map is new
-// on each call; callers may add to it.
-func Service() map[string]bool {
-	known := map[string]bool{ConfigFile: true}
-	var walk func(reflect.Type)
-	walk = func(typ reflect.Type) {
-		for i := range typ.NumField() {
-			f := typ.Field(i)
-			if name := f.Tag.Get("env"); name != "" {
-				known[name] = true
-			}
-			ft := f.Type
-			for ft.Kind() == reflect.Pointer {
-				ft = ft.Elem()
-			}
-			if ft.Kind() == reflect.Struct && f.IsExported() {
-				walk(ft)
-			}
+// Service returns the names of the variables the default app reads: the env
+// tags of every section its modules register, SERVICE_ENV and [ConfigFile].
+// The map is new on each call; callers may add to it.
+func Service(t testing.TB) map[string]bool {
+	t.Helper()
+	loaded, err := app.LoadConfig(config.Source{Lookup: config.MapLookup(nil)})
+	if err != nil {
+		t.Fatalf("the default app's configuration does not load: %v", err)
+	}
+	known := map[string]bool{ConfigFile: true, "SERVICE_ENV": true}
+	for _, s := range loaded.Sections() {
+		for _, name := range s.EnvNames() {
+			known[name] = true
 		}
 	}
-	walk(reflect.TypeOf(app.DefaultConfig(app.Production)))
 	return known
 }

@@ -9,9 +9,9 @@ import (
 // TestServiceFindsNestedSections guards the reflection: a name from the
 // root, from each level of nesting, and the configuration file.
 func TestServiceFindsNestedSections(t *testing.T) {
-	known := confignames.Service()
+	known := confignames.Service(t)
 	for _, name := range []string{
-		"SERVICE_ENV",                  // app.Config
+		"SERVICE_ENV",                  // the loader
 		"SERVICE_HTTP_ADDR",            // httpserver.Config
 		"SERVICE_CORS_ALLOWED_ORIGINS", // httpserver.Config.CORS
 		"SERVICE_SHUTDOWN_DRAIN_DELAY", // health.Config

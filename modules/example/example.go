@@ -19,6 +19,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/meshkit/meshkit/internal/bind"
+	"github.com/meshkit/meshkit/internal/config"
 	"github.com/meshkit/meshkit/internal/principal"
 	"github.com/meshkit/meshkit/internal/priority"
 	"github.com/meshkit/meshkit/internal/problem"
@@ -27,6 +28,7 @@ import (
 
 // Module provides the example's handlers and routes.
 var Module = fx.Module("example",
+	config.Provide("example", func(string) Config { return Config{} }),
 	fx.Provide(New, route.AsRoutes((*Handlers).Routes)),
 )
 

@@ -23,9 +23,10 @@
 // A status change is logged once and exported as meshkit.health.status and
 // meshkit.health.transitions (see metrics.go).
 //
-// Start-up and drain: [Readiness] is invoked by app after every other module,
-// so its OnStart runs last (ready only when everything has started) and its
-// OnStop runs first: readiness goes 503 at once, then it waits the drain delay
+// Start-up and drain: the module hands its [ReadinessHook] to the app
+// (check.ReadinessGroup), which appends it after every other hook, so its
+// OnStart runs last (ready only when everything has started) and its OnStop
+// runs first: readiness goes 503 at once, then it waits the drain delay
 // while the listeners still serve, so the mesh stops routing here before they
 // close. The registry starts before the HTTP server and stops after it.
 //
@@ -43,6 +44,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/meshkit/meshkit/internal/check"
+	"github.com/meshkit/meshkit/internal/config"
 	"github.com/meshkit/meshkit/internal/route"
 )
 
@@ -68,7 +70,7 @@ type Config struct {
 // "production").
 func DefaultConfig(env string) Config {
 	c := Config{CheckPeriod: DefaultCheckPeriod, CheckTimeout: DefaultCheckTimeout}
-	if env == "production" {
+	if env == config.Production {
 		c.DrainDelay = 5 * time.Second
 	}
 	return c
@@ -117,7 +119,8 @@ func (s *State) Ready() (bool, string) {
 // Module provides the *State, the *Registry of the checks and components
 // that modules contribute, and the probes.
 var Module = fx.Module("health",
-	fx.Provide(NewState, NewRegistryFx, route.AsRoutes(routesFx)),
+	config.Provide("health", DefaultConfig),
+	fx.Provide(NewState, NewRegistryFx, route.AsRoutes(routesFx), check.AsReadinessHook(readinessHookFx)),
 )
 
 // RegistryParams are what [NewRegistryFx] needs: checks and components
@@ -153,12 +156,19 @@ func NewRegistryFx(p RegistryParams) (*Registry, error) {
 
 func routesFx(s *State, r *Registry) []route.Route { return r.Routes(s) }
 
-// Readiness ties the State to the app's lifecycle; app invokes it (through
-// [ReadinessFx]) after every other module so that its OnStart runs last and
-// its OnStop first. On stop, readiness fails, the drain hooks run (at once,
-// in order), then the drain delay passes while the listeners still serve.
+// Readiness ties the State to the app's lifecycle with [ReadinessHook].
 func Readiness(lc fx.Lifecycle, s *State, cfg Config, log *slog.Logger, drain ...func()) {
-	lc.Append(fx.Hook{
+	lc.Append(ReadinessHook(s, cfg, log, drain...))
+}
+
+// ReadinessHook is the hook that turns the service ready on start and not
+// ready on stop. Its OnStart must run last and its OnStop first: the module
+// hands it to the app through check.ReadinessGroup, and the app appends it
+// after every other hook. On stop, readiness fails, the drain hooks run (at
+// once, in order), then the drain delay passes while the listeners still
+// serve.
+func ReadinessHook(s *State, cfg Config, log *slog.Logger, drain ...func()) fx.Hook {
+	return fx.Hook{
 		OnStart: func(context.Context) error {
 			s.SetStarted()
 			log.Info("service ready")
@@ -177,24 +187,21 @@ func Readiness(lc fx.Lifecycle, s *State, cfg Config, log *slog.Logger, drain ..
 				return ctx.Err()
 			}
 		},
-	})
+	}
 }
 
-// ReadinessParams are what ReadinessFx takes: the drain hooks arrive through
-// check.DrainHooksGroup (the HTTP server's, which makes every response close
-// its connection from then on).
+// ReadinessParams are what readinessHookFx takes: the drain hooks arrive
+// through check.DrainHooksGroup (the HTTP server's, which makes every
+// response close its connection from then on).
 type ReadinessParams struct {
 	fx.In
 
-	Lifecycle fx.Lifecycle
-	State     *State
-	Config    Config
-	Log       *slog.Logger
-	Drain     []func() `group:"drain_hooks"` // check.DrainHooksGroup
+	State  *State
+	Config Config
+	Log    *slog.Logger
+	Drain  []func() `group:"drain_hooks"` // check.DrainHooksGroup
 }
 
-// ReadinessFx is [Readiness] with its drain hooks from Fx; app invokes it
-// after every other module.
-func ReadinessFx(p ReadinessParams) {
-	Readiness(p.Lifecycle, p.State, p.Config, p.Log, p.Drain...)
+func readinessHookFx(p ReadinessParams) fx.Hook {
+	return ReadinessHook(p.State, p.Config, p.Log, p.Drain...)
 }

@@ -8,6 +8,11 @@
 // c.Errors to problem+json), CORS, and limits (header and body caps, request
 // deadline).
 //
+// Its configuration is the section "http" (SERVICE_HTTP_*, SERVICE_ADMIN_ADDR,
+// SERVICE_SHUTDOWN_TIMEOUT, SERVICE_TRUSTED_PROXIES, SERVICE_CORS_*). In
+// production it refuses to start when a non-public API route exists and no
+// middleware runs at route.StageSecurity, whichever modules are present.
+//
 // Swappable with fx.Decorate or fx.Replace: [Config]; the routes and
 // middleware groups (decorate []route.Route or []route.Middleware in the
 // group to filter or wrap them); an optional *tls.Config turns TLS on.
@@ -20,11 +25,13 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/meshkit/meshkit/internal/check"
+	"github.com/meshkit/meshkit/internal/config"
 	"github.com/meshkit/meshkit/internal/route"
 )
 
 // Module provides the *Server, its own middleware, and starts it with the app.
 var Module = fx.Module("httpserver",
+	config.Provide("http", config.AnyEnv(DefaultConfig)),
 	fx.Provide(
 		NewFx,
 		route.AsMiddleware(DefaultMiddleware),
@@ -44,6 +51,10 @@ type Params struct {
 	Shutdowner fx.Shutdowner
 	Routes     []route.Route      `group:"routes"`
 	Middleware []route.Middleware `group:"middleware"`
+	// Env, from the app's configuration loader: in production the server
+	// refuses to start when no stage authenticates its non-public routes
+	// ([RequireAuthentication]).
+	Env config.Env `optional:"true"`
 	// TLSConfig, when provided (by the security module), serves the API over TLS.
 	TLSConfig *tls.Config `optional:"true"`
 }
@@ -55,6 +66,9 @@ func NewFx(p Params) (*Server, error) {
 	opts := []Option{OnServeError(func(error) { _ = p.Shutdowner.Shutdown(fx.ExitCode(1)) })}
 	if p.TLSConfig != nil {
 		opts = append(opts, WithTLS(p.TLSConfig))
+	}
+	if p.Env == config.Production {
+		opts = append(opts, RequireAuthentication())
 	}
 	s, err := New(p.Config, p.Logger, p.Routes, p.Middleware, opts...)
 	if err != nil {

@@ -23,6 +23,8 @@ type Server struct {
 	log          *slog.Logger
 	tlsConfig    *tls.Config
 	onServeError func(error)
+	// requireAuthentication: see RequireAuthentication.
+	requireAuthentication bool
 
 	api, admin *http.Server
 	draining   atomic.Bool // set by StartDraining: responses carry Connection: close
@@ -60,6 +62,9 @@ func New(cfg Config, log *slog.Logger, routes []route.Route, middleware []route.
 	s := &Server{cfg: cfg, log: log, onServeError: func(error) {}}
 	for _, opt := range opts {
 		opt(s)
+	}
+	if err := s.checkAuthentication(routes, middleware); err != nil {
+		return nil, err
 	}
 	mws := sortMiddleware(middleware)
 	apiEngine, err := newEngine(cfg, route.API, routes, mws, route.Policy{})

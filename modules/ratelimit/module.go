@@ -30,6 +30,7 @@ import (
 
 	"github.com/meshkit/meshkit/internal/attempt"
 	"github.com/meshkit/meshkit/internal/check"
+	"github.com/meshkit/meshkit/internal/config"
 	"github.com/meshkit/meshkit/internal/route"
 )
 
@@ -38,6 +39,7 @@ import (
 // probes, and an attempt.Charger for stages that charge unverified work to
 // the client's address.
 var Module = fx.Module("ratelimit",
+	config.Provide("ratelimit", config.AnyEnv(DefaultConfig)),
 	fx.Provide(
 		NewFx,
 		route.AsMiddleware(middlewareFx),

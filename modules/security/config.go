@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/url"
 	"time"
+
+	"github.com/meshkit/meshkit/internal/config"
 )
 
 // Config configures TLS, mutual TLS and bearer tokens. The YAML section is
@@ -88,6 +90,17 @@ func (c Config) Validate() error {
 		return err
 	}
 	return c.Auth.validate()
+}
+
+// ValidateEnv applies production's rule: callers must be authenticated, by
+// bearer tokens or mutual TLS. (The HTTP server refuses an unauthenticated
+// API in production too, whichever modules are present; this names the
+// settings.)
+func (c Config) ValidateEnv(env string) error {
+	if env == config.Production && !c.Auth.On() && !c.TLS.MutualTLSOn() {
+		return errors.New("SERVICE_ENV=production: refusing to start with auth off: set bearer-token keys (SERVICE_AUTH_HMAC_SECRET, SERVICE_AUTH_JWKS_FILE or SERVICE_AUTH_JWKS_URL) or mutual TLS (SERVICE_TLS_CLIENT_CA_FILE)")
+	}
+	return nil
 }
 
 func (c TLSConfig) validate() error {

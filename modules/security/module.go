@@ -6,8 +6,9 @@
 //
 // Routes whose policy is Public (the probes always are) skip the stage; the
 // TLS handshake still applies to them. With neither tokens nor mutual TLS
-// configured the API is open, and a warning says so at start-up; production
-// refuses to start that way (see package app).
+// configured the stage authenticates nothing: the HTTP server warns at
+// start-up, and refuses to start in production (so does this section's
+// ValidateEnv, naming the settings).
 //
 // Swappable with fx.Decorate or fx.Replace: [Config]; the *tls.Config the
 // HTTP server uses; *[Verifier].
@@ -23,6 +24,7 @@ import (
 
 	"github.com/meshkit/meshkit/internal/attempt"
 	"github.com/meshkit/meshkit/internal/check"
+	"github.com/meshkit/meshkit/internal/config"
 	"github.com/meshkit/meshkit/internal/route"
 )
 
@@ -30,6 +32,7 @@ import (
 // *Verifier (nil without tokens), the security stage, and the verifier's
 // readiness on /readyz.
 var Module = fx.Module("security",
+	config.Provide("security", config.AnyEnv(DefaultConfig)),
 	fx.Provide(
 		NewFx,
 		route.AsMiddleware(middlewareFx),
@@ -82,9 +85,6 @@ func NewFx(p Params) (Result, error) {
 	}
 	p.Log.Info("security", slog.Bool("tls", cfg.TLS.TLSOn()), slog.Bool("mutual_tls", cfg.TLS.MutualTLSOn()),
 		slog.Int("allowed_spiffe_ids", len(cfg.TLS.AllowedSPIFFEIDs)), slog.Bool("bearer_tokens", cfg.Auth.On()))
-	if !cfg.Auth.On() && !cfg.TLS.MutualTLSOn() {
-		p.Log.Warn("security: auth is off: neither bearer tokens (SERVICE_AUTH_*) nor mutual TLS (SERVICE_TLS_CLIENT_CA_FILE) is configured, so anyone may call the API; production refuses to start like this")
-	}
 	return r, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/fx"
 
+	"github.com/meshkit/meshkit/internal/config"
 	"github.com/meshkit/meshkit/internal/route"
 )
 
@@ -33,6 +34,7 @@ import (
 // runs before the httpserver module's as long as this module comes first in
 // the app (the /metrics route also makes the server depend on the registry).
 var Module = fx.Module("telemetry",
+	config.Provide("telemetry", config.AnyEnv(DefaultConfig)),
 	fx.Provide(
 		newModuleLogger,
 		func() (*resource.Resource, error) { return NewResource(context.Background()) },

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/gin-gonic/gin"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -44,29 +43,30 @@ func BareGin() *gin.Engine {
 	return engine
 }
 
-// Config is the development default with both listeners on loopback ports
-// of the system's choosing, and a rate limit that one benchmark client never
-// reaches: every request still pays for its token.
-func Config() app.Config {
-	cfg := app.DefaultConfig(app.Development)
-	cfg.HTTP.Addr = "127.0.0.1:0"
-	cfg.HTTP.AdminAddr = "127.0.0.1:0"
-	cfg.RateLimit.Rate, cfg.RateLimit.Period, cfg.RateLimit.Burst = 1_000_000, time.Second, 1_000_000_000
-	return cfg
+// Environment is the development default with both listeners on loopback
+// ports of the system's choosing, and a rate limit that one benchmark client
+// never reaches: every request still pays for its token.
+func Environment() map[string]string {
+	return map[string]string{
+		"SERVICE_HTTP_ADDR":        "127.0.0.1:0",
+		"SERVICE_ADMIN_ADDR":       "127.0.0.1:0",
+		"SERVICE_RATELIMIT_RATE":   "1000000",
+		"SERVICE_RATELIMIT_PERIOD": "1s",
+		"SERVICE_RATELIMIT_BURST":  "1000000000",
+	}
 }
 
-// newApp builds the default app on Config, with opts after the benchmark's
+// newApp builds the default app on Environment, with opts after the benchmark's
 // own, in gin's release mode. Its logger is the configured one, writing to
 // io.Discard so that start-up lines stay out of the results.
 func newApp(tb testing.TB, opts ...fx.Option) (*fx.App, *httpserver.Server) {
 	tb.Helper()
 	gin.SetMode(gin.ReleaseMode)
-	cfg := Config()
 	var srv *httpserver.Server
 	a := app.New(append([]fx.Option{
-		app.WithConfig(cfg),
-		fx.Decorate(func(*slog.Logger) (*slog.Logger, error) {
-			return telemetry.NewLogger(cfg.Telemetry, io.Discard)
+		app.WithEnvironment(Environment()),
+		fx.Decorate(func(cfg telemetry.Config) (*slog.Logger, error) {
+			return telemetry.NewLogger(cfg, io.Discard)
 		}),
 		fx.Populate(&srv),
 	}, opts...)...)

@@ -27,12 +27,14 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/fx"
 
+	"github.com/meshkit/meshkit/internal/config"
 	"github.com/meshkit/meshkit/internal/route"
 )
 
 // Module provides the *Controller and the admission stage; the controller's
 // figures are metrics (see [Metrics]).
 var Module = fx.Module("admission",
+	config.Provide("overload", config.AnyEnv(DefaultConfig)),
 	fx.Provide(
 		Config.NewController,
 		route.AsMiddleware(newMiddlewareFx),

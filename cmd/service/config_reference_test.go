@@ -1,4 +1,4 @@
-package app_test
+package main
 
 import (
 	"bufio"
@@ -17,21 +17,25 @@ import (
 )
 
 // The configuration reference, docs/CONFIGURATION.md, is checked here
-// against app.Config and app.DefaultConfig, so that it cannot drift:
+// against the sections this service's modules register (main's modules():
+// the template's list with a team's changes, so a module a team adds shows up
+// here until it is documented), so that it cannot drift:
 //
 //   - its settings table (variable | YAML key | default | meaning) has one
-//     row per leaf field of app.Config, naming the field's env tag and the
-//     dotted path of its yaml tags, and no other row;
+//     row per leaf field of each section, naming the field's env tag and the
+//     dotted path of its yaml tags (the section's key first), plus
+//     SERVICE_ENV, and no other row;
 //   - each row's default, given to config.FromEnv as the variable's value,
-//     loads to the field's value in app.DefaultConfig(app.Development) and
-//     app.DefaultConfig(app.Production), unless the row names each
-//     environment's value ("`0s` in development, `5s` in production");
-//     "(none...)" stands for the empty value;
+//     loads to the field's value in the section's defaults for development
+//     and for production, unless the row names each environment's value
+//     ("`0s` in development, `5s` in production"); "(none...)" stands for
+//     the empty value;
 //   - its environment-only table (variable | default | meaning) lists the
-//     SERVICE_* names app reads itself and exactly the OTEL_* names the
-//     telemetry module's code mentions, none of them a field's variable.
+//     SERVICE_* names the configuration loader reads itself and exactly the
+//     OTEL_* names the telemetry module's code mentions, none of them a
+//     field's variable.
 
-const referenceFile = "../docs/CONFIGURATION.md"
+const referenceFile = "../../docs/CONFIGURATION.md"
 
 // row is one row of a table of the reference.
 type row struct {
@@ -40,11 +44,15 @@ type row struct {
 	defaults, remark string
 }
 
-// setting is a leaf field of app.Config.
+// setting is a leaf field of a section, or SERVICE_ENV (no section).
 type setting struct {
 	env, yaml string
+	section   config.Section
 	index     []int
 }
+
+// environments are the environments whose defaults the reference gives.
+var environments = []string{config.Development, config.Production}
 
 func TestConfigReferenceCoversEveryField(t *testing.T) {
 	settings, envOnly := readReference(t)
@@ -64,24 +72,24 @@ func TestConfigReferenceCoversEveryField(t *testing.T) {
 		f, ok := byEnv[r.variable]
 		switch {
 		case !ok:
-			t.Errorf("%s:%d: %s is not a variable of app.Config (environment-only names go in the second table)", referenceFile, r.line, r.variable)
+			t.Errorf("%s:%d: %s is not a variable of any section (environment-only names go in the second table)", referenceFile, r.line, r.variable)
 		case r.yaml != f.yaml:
-			t.Errorf("%s:%d: %s has YAML key %q in the table, %q in app.Config", referenceFile, r.line, r.variable, r.yaml, f.yaml)
+			t.Errorf("%s:%d: %s has YAML key %q in the table, %q in its section", referenceFile, r.line, r.variable, r.yaml, f.yaml)
 		case r.remark == "":
 			t.Errorf("%s:%d: %s has no meaning", referenceFile, r.line, r.variable)
 		}
 	}
 	for _, f := range fields {
 		if _, ok := documented[f.env]; !ok {
-			t.Errorf("%s (YAML %s) is in app.Config but not in %s", f.env, f.yaml, referenceFile)
+			t.Errorf("%s (YAML %s) is a setting of the section %q but not in %s", f.env, f.yaml, f.section.Key, referenceFile)
 		}
 	}
 
 	// The environment-only table: real names, and every OTEL_* name the
 	// telemetry module knows.
-	appSource := goSource(t, ".")
+	loaderSource := goSource(t, "../../internal/config")
 	otelNames := map[string]bool{}
-	for _, name := range regexp.MustCompile(`OTEL_[A-Z][A-Z_]*[A-Z]`).FindAllString(goSource(t, "../modules/telemetry"), -1) {
+	for _, name := range regexp.MustCompile(`OTEL_[A-Z][A-Z_]*[A-Z]`).FindAllString(goSource(t, "../../modules/telemetry"), -1) {
 		otelNames[name] = true
 	}
 	seen := map[string]bool{}
@@ -90,11 +98,11 @@ func TestConfigReferenceCoversEveryField(t *testing.T) {
 		case seen[r.variable]:
 			t.Errorf("%s:%d: %s is documented twice", referenceFile, r.line, r.variable)
 		case byEnv[r.variable].env != "":
-			t.Errorf("%s:%d: %s is a variable of app.Config: document it in the settings table, with its YAML key", referenceFile, r.line, r.variable)
+			t.Errorf("%s:%d: %s is a variable of a section: document it in the settings table, with its YAML key", referenceFile, r.line, r.variable)
 		case strings.HasPrefix(r.variable, "OTEL_") && !otelNames[r.variable]:
 			t.Errorf("%s:%d: %s is not read by modules/telemetry", referenceFile, r.line, r.variable)
-		case strings.HasPrefix(r.variable, "SERVICE_") && !strings.Contains(appSource, `"`+r.variable+`"`):
-			t.Errorf("%s:%d: %s is not read by app", referenceFile, r.line, r.variable)
+		case strings.HasPrefix(r.variable, "SERVICE_") && !strings.Contains(loaderSource, `"`+r.variable+`"`):
+			t.Errorf("%s:%d: %s is not read by the configuration loader (internal/config)", referenceFile, r.line, r.variable)
 		case !strings.HasPrefix(r.variable, "OTEL_") && !strings.HasPrefix(r.variable, "SERVICE_"):
 			t.Errorf("%s:%d: %s: want a SERVICE_ or OTEL_ name", referenceFile, r.line, r.variable)
 		case r.remark == "" || r.defaults == "":
@@ -118,10 +126,6 @@ func TestConfigReferenceDefaults(t *testing.T) {
 	for _, f := range configSettings(t) {
 		byEnv[f.env] = f
 	}
-	defaults := map[string]reflect.Value{
-		app.Development: reflect.ValueOf(app.DefaultConfig(app.Development)),
-		app.Production:  reflect.ValueOf(app.DefaultConfig(app.Production)),
-	}
 	for _, r := range settings {
 		f, ok := byEnv[r.variable]
 		if !ok {
@@ -132,30 +136,35 @@ func TestConfigReferenceDefaults(t *testing.T) {
 			t.Errorf("%s:%d: %s: default %q: %s", referenceFile, r.line, r.variable, r.defaults, err)
 			continue
 		}
-		for _, env := range []string{app.Development, app.Production} {
-			if f.env == "SERVICE_ENV" && env != app.Development {
-				continue // the variable that picks the defaults is checked below
+		if f.env == "SERVICE_ENV" {
+			if doc := perEnv[config.Development]; doc.text != config.Development {
+				t.Errorf("%s:%d: SERVICE_ENV: the table's default is %s, the loader's is %q", referenceFile, r.line, doc, config.Development)
 			}
-			doc, want := perEnv[env], defaults[env].FieldByIndex(f.index)
+			continue
+		}
+		for _, env := range environments {
+			doc, want := perEnv[env], reflect.ValueOf(f.section.Defaults(env)).Elem().FieldByIndex(f.index)
 			got, err := loadDocumented(f, doc)
 			if err != nil {
 				t.Errorf("%s:%d: %s: default %q does not load: %v", referenceFile, r.line, r.variable, doc.text, err)
 				continue
 			}
 			if same := reflect.DeepEqual(got.Interface(), want.Interface()) || isEmpty(got) && isEmpty(want); !same {
-				t.Errorf("%s:%d: %s: the table's default %s loads to %s, but DefaultConfig(%s) has %s", referenceFile, r.line, r.variable, doc, show(got), env, show(want))
+				t.Errorf("%s:%d: %s: the table's default %s loads to %s, but the section's defaults for %s have %s", referenceFile, r.line, r.variable, doc, show(got), env, show(want))
 			}
 		}
 	}
 
-	// SERVICE_ENV's documented default is what LoadConfig picks with nothing
-	// set, and those are DefaultConfig(Development)'s settings.
-	loaded, err := app.LoadConfig(app.ConfigSource{Lookup: func(string) (string, bool) { return "", false }})
-	if err != nil {
-		t.Fatal(err)
+	// With nothing set, the loader picks development and its defaults.
+	loaded := loadServiceConfig(t)
+	if loaded.Env() != config.Development {
+		t.Errorf("with nothing set the environment is %q, want %q", loaded.Env(), config.Development)
 	}
-	if want := app.DefaultConfig(app.Development); !reflect.DeepEqual(loaded, want) {
-		t.Errorf("LoadConfig with nothing set = %+v, want DefaultConfig(Development) = %+v", loaded, want)
+	for _, s := range loaded.Sections() {
+		got, _ := loaded.Value(s.Key)
+		if want := s.Defaults(config.Development); !reflect.DeepEqual(got, want) {
+			t.Errorf("section %q with nothing set = %+v, want its development defaults %+v", s.Key, got, want)
+		}
 	}
 }
 
@@ -178,8 +187,8 @@ func TestParseDefault(t *testing.T) {
 			t.Errorf("parseDefault(%q) error %q, want %q", tt.cell, err, tt.err)
 			continue
 		}
-		if err == "" && (got[app.Development].String() != tt.dev || got[app.Production].String() != tt.prod) {
-			t.Errorf("parseDefault(%q) = %s, %s; want %s, %s", tt.cell, got[app.Development], got[app.Production], tt.dev, tt.prod)
+		if err == "" && (got[config.Development].String() != tt.dev || got[config.Production].String() != tt.prod) {
+			t.Errorf("parseDefault(%q) = %s, %s; want %s, %s", tt.cell, got[config.Development], got[config.Production], tt.dev, tt.prod)
 		}
 	}
 }
@@ -212,11 +221,11 @@ func parseDefault(cell string) (map[string]documentedValue, string) {
 		for _, sub := range m {
 			values[sub[2]] = documentedValue{text: sub[1]}
 		}
-		for _, env := range []string{app.Development, app.Production} {
+		for _, env := range environments {
 			if _, ok := values[env]; !ok {
-				other := app.Production
-				if env == app.Production {
-					other = app.Development
+				other := config.Production
+				if env == config.Production {
+					other = config.Development
 				}
 				return nil, "names " + other + " but not " + env
 			}
@@ -232,22 +241,23 @@ func parseDefault(cell string) (map[string]documentedValue, string) {
 	default:
 		return nil, "want `value`, (none), or `a` in development, `b` in production"
 	}
-	return map[string]documentedValue{app.Development: v, app.Production: v}, ""
+	return map[string]documentedValue{config.Development: v, config.Production: v}, ""
 }
 
-// loadDocumented returns the field f of a zero app.Config after loading the
-// documented value as f's variable, through the service's own parser.
+// loadDocumented returns the field f of a zero value of its section after
+// loading the documented value as f's variable, through the service's own
+// parser.
 func loadDocumented(f setting, v documentedValue) (reflect.Value, error) {
-	var cfg app.Config
+	cfg := reflect.New(f.section.Type())
 	if !v.none {
-		err := config.FromEnv(&cfg, func(name string) (string, bool) {
+		err := config.FromEnv(cfg.Interface(), func(name string) (string, bool) {
 			return v.text, name == f.env
 		})
 		if err != nil {
 			return reflect.Value{}, err
 		}
 	}
-	return reflect.ValueOf(cfg).FieldByIndex(f.index), nil
+	return cfg.Elem().FieldByIndex(f.index), nil
 }
 
 // show formats a setting's value for a message: durations as Go writes them.
@@ -263,13 +273,25 @@ func isEmpty(v reflect.Value) bool {
 	return v.IsZero() || v.Kind() == reflect.Slice && v.Len() == 0
 }
 
-// configSettings walks app.Config's nested structs and returns every leaf
-// field with its env tag and the dotted path of its yaml tags.
+// loadServiceConfig loads this service's configuration (main's modules())
+// with nothing set.
+func loadServiceConfig(t *testing.T) *config.Loaded {
+	t.Helper()
+	loaded, err := app.LoadConfig(config.Source{Lookup: config.MapLookup(nil)}, modules()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loaded
+}
+
+// configSettings walks every section's nested structs and returns every leaf
+// field with its env tag and the dotted path of its yaml tags, and
+// SERVICE_ENV, the loader's own.
 func configSettings(t *testing.T) []setting {
 	t.Helper()
-	var out []setting
-	var walk func(typ reflect.Type, prefix string, index []int)
-	walk = func(typ reflect.Type, prefix string, index []int) {
+	out := []setting{{env: "SERVICE_ENV", yaml: "env"}}
+	var walk func(s config.Section, typ reflect.Type, prefix string, index []int)
+	walk = func(s config.Section, typ reflect.Type, prefix string, index []int) {
 		for i := range typ.NumField() {
 			f := typ.Field(i)
 			if !f.IsExported() {
@@ -279,24 +301,26 @@ func configSettings(t *testing.T) []setting {
 			path := prefix + key
 			idx := append(slices.Clone(index), i)
 			if key == "" || key == "-" {
-				t.Errorf("app.Config: %s (%s) has no yaml tag", f.Name, typ)
+				t.Errorf("section %q: %s (%s) has no yaml tag", s.Key, f.Name, typ)
 				continue
 			}
 			if f.Type.Kind() == reflect.Struct && f.Tag.Get("env") == "" {
-				walk(f.Type, path+".", idx)
+				walk(s, f.Type, path+".", idx)
 				continue
 			}
 			env := f.Tag.Get("env")
 			if env == "" {
-				t.Errorf("app.Config: %s (YAML %s) has no env tag; every setting has a variable", f.Name, path)
+				t.Errorf("section %q: %s (YAML %s) has no env tag; every setting has a variable", s.Key, f.Name, path)
 				continue
 			}
-			out = append(out, setting{env: env, yaml: path, index: idx})
+			out = append(out, setting{env: env, yaml: path, section: s, index: idx})
 		}
 	}
-	walk(reflect.TypeFor[app.Config](), "", nil)
-	if len(out) == 0 {
-		t.Fatal("app.Config has no settings")
+	for _, s := range loadServiceConfig(t).Sections() {
+		walk(s, s.Type(), s.Key+".", nil)
+	}
+	if len(out) == 1 {
+		t.Fatal("the service's modules register no settings")
 	}
 	return out
 }

@@ -1,0 +1,46 @@
+package httpserver
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/meshkit/meshkit/internal/route"
+)
+
+// ErrUnauthenticated is returned by [New] with [RequireAuthentication] (the
+// module sets it in production) when a non-public API route exists and no
+// middleware runs at route.StageSecurity: anyone could call the route.
+var ErrUnauthenticated = errors.New("no stage authenticates callers")
+
+// RequireAuthentication makes [New] refuse a server whose non-public API
+// routes no stage authenticates, whichever modules built it. Without it
+// (development) such a server starts with a warning.
+func RequireAuthentication() Option {
+	return func(s *Server) { s.requireAuthentication = true }
+}
+
+// checkAuthentication looks for a non-public API route while no middleware
+// is at route.StageSecurity. It is a property of the assembled server, not of
+// the configuration, so deleting the security module from an app cannot turn
+// it off.
+func (s *Server) checkAuthentication(routes []route.Route, middleware []route.Middleware) error {
+	for _, m := range middleware {
+		if m.Stage == route.StageSecurity {
+			return nil
+		}
+	}
+	for _, r := range routes {
+		if r.Policy.Public || !r.Listener.Serves(route.API) {
+			continue
+		}
+		if s.requireAuthentication {
+			return fmt.Errorf("SERVICE_ENV=production: refusing to start: %w, and %s %s is not public: configure bearer tokens (SERVICE_AUTH_*) or mutual TLS (SERVICE_TLS_CLIENT_CA_FILE), or add a stage at route.StageSecurity",
+				ErrUnauthenticated, r.Method, r.Path)
+		}
+		s.log.Warn("auth is off: no stage authenticates callers (no bearer tokens, SERVICE_AUTH_*, and no mutual TLS, SERVICE_TLS_CLIENT_CA_FILE), so anyone may call the API; production refuses to start like this",
+			slog.String("route", r.Method+" "+r.Path))
+		return nil
+	}
+	return nil
+}
