@@ -1,0 +1,95 @@
+package removetest
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/meshkit/meshkit/scripts/scratch"
+)
+
+// TestRemovingTheExampleModuleLeavesEverythingGreen does what "Make it
+// yours" tells a team that does not want the example: delete the folder
+// modules/example and the lines of app/ and cmd/ (not their tests) that name
+// it. Then the whole copy builds and vets, and the tests of app/, cmd/ and
+// modules/ pass: none of them needs the example's routes.
+func TestRemovingTheExampleModuleLeavesEverythingGreen(t *testing.T) {
+	scratch.SkipInCopy(t)
+	dir := copyWithout(t, "example")
+	scratch.Run(t, dir, "go", "build", "./...")
+	scratch.Run(t, dir, "go", "vet", "./...")
+	out := scratch.Run(t, dir, "go", "test", "-count=1", "./app/...", "./cmd/...", "./modules/...")
+	t.Logf("go test in the copy without modules/example:\n%s", out)
+}
+
+// TestProductionRefusesToStartWithoutTheSecurityModule deletes the security
+// module from a copy, builds the service, and starts it in production with a
+// token secret, as an operator who did not notice would: it must not serve
+// an API that no stage authenticates.
+func TestProductionRefusesToStartWithoutTheSecurityModule(t *testing.T) {
+	scratch.SkipInCopy(t)
+	dir := copyWithout(t, "security")
+	binary := filepath.Join(t.TempDir(), "service")
+	scratch.Run(t, dir, "go", "build", "-o", binary, "./cmd/service")
+
+	cmd := exec.CommandContext(t.Context(), binary)
+	cmd.Env = []string{
+		"SERVICE_ENV=production",
+		"SERVICE_AUTH_HMAC_SECRET=" + strings.Repeat("k", 32), // read by nothing now
+		"SERVICE_HTTP_ADDR=127.0.0.1:0", "SERVICE_ADMIN_ADDR=127.0.0.1:0",
+	}
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() == 0 {
+		t.Fatalf("the service without a security module started in production (error %v):\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	last := lines[len(lines)-1]
+	if !strings.Contains(last, "refusing to start: no stage authenticates callers") {
+		t.Errorf("exit %d; want the last line to say why, got:\n%s", exit.ExitCode(), out)
+	}
+}
+
+// copyWithout copies the repository's tracked files and removes the module
+// modules/name: its folder, and every line of app/ and cmd/ (tests aside)
+// that names it.
+func copyWithout(t *testing.T, name string) string {
+	t.Helper()
+	root := scratch.RepoRoot(t)
+	dir := t.TempDir()
+	scratch.CopyTracked(t, root, dir)
+	if err := os.RemoveAll(filepath.Join(dir, "modules", name)); err != nil {
+		t.Fatal(err)
+	}
+	mentions := regexp.MustCompile(`/modules/` + name + `"|\b` + name + `\.[A-Z]|"` + name + `"`)
+	removed := 0
+	for _, top := range []string{"app", "cmd"} {
+		err := filepath.WalkDir(filepath.Join(dir, top), func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+				return err
+			}
+			var kept []string
+			for line := range strings.SplitSeq(scratch.Read(t, path), "\n") {
+				if mentions.MatchString(line) {
+					t.Logf("removed from %s: %s", strings.TrimPrefix(path, dir), strings.TrimSpace(line))
+					removed++
+					continue
+				}
+				kept = append(kept, line)
+			}
+			return os.WriteFile(path, []byte(strings.Join(kept, "\n")), 0o600) //nolint:gosec // G703: a file of the scratch copy
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if removed == 0 {
+		t.Fatalf("no line of app/ or cmd/ names the module %s: is it still in the list?", name)
+	}
+	return dir
+}
