@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -20,7 +21,6 @@ import (
 	"github.com/meshkit/meshkit/internal/route"
 	"github.com/meshkit/meshkit/modules/example"
 	"github.com/meshkit/meshkit/modules/httpserver"
-	"github.com/meshkit/meshkit/modules/telemetry"
 )
 
 func TestMain(m *testing.M) {
@@ -159,8 +159,11 @@ func TestUpstreamCallPropagatesTheTraceAndBaggage(t *testing.T) {
 	defer func() { _ = tp.Shutdown(context.Background()) }()
 	mp := sdkmetric.NewMeterProvider()
 	defer func() { _ = mp.Shutdown(context.Background()) }()
-	prop := telemetry.NewPropagator()
-	client := telemetry.NewHTTPClient(tp, mp, prop)
+	// An instrumented client as the app provides one (the telemetry
+	// module's): W3C trace context and baggage, a client span per call.
+	prop := propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+	client := &http.Client{Transport: otelhttp.NewTransport(&http.Transport{},
+		otelhttp.WithTracerProvider(tp), otelhttp.WithMeterProvider(mp), otelhttp.WithPropagators(prop))}
 	defer client.CloseIdleConnections()
 
 	const inbound = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"

@@ -7,11 +7,10 @@ import (
 	"testing"
 
 	"github.com/meshkit/meshkit/internal/route"
-	"github.com/meshkit/meshkit/modules/example"
 	"github.com/meshkit/meshkit/modules/httpserver"
 )
 
-// BenchmarkChainDeadline serves GET /v1/hello in process through the default
+// BenchmarkChainDeadline serves GET /v1/hello (the harness's hello) in process through the default
 // stages, with the default request deadline and with none, to show what the
 // deadline costs (docs/BENCHMARKS.md).
 func BenchmarkChainDeadline(b *testing.B) {
@@ -25,7 +24,6 @@ func BenchmarkChainDeadline(b *testing.B) {
 		b.Run(tt.name, func(b *testing.B) {
 			log := slog.New(slog.NewTextHandler(io.Discard, nil))
 			cfg := httpserver.DefaultConfig()
-			hello := example.New(example.Params{}).Hello
 			srv, err := httpserver.New(cfg, log,
 				[]route.Route{{Method: http.MethodGet, Path: "/v1/hello", Handler: hello, Policy: tt.policy}},
 				httpserver.DefaultMiddleware(cfg, log))

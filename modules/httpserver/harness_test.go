@@ -13,9 +13,10 @@ import (
 	"github.com/gin-gonic/gin"
 	"go.uber.org/goleak"
 
+	"github.com/meshkit/meshkit/internal/bind"
+	"github.com/meshkit/meshkit/internal/principal"
 	"github.com/meshkit/meshkit/internal/problem"
 	"github.com/meshkit/meshkit/internal/route"
-	"github.com/meshkit/meshkit/modules/example"
 	"github.com/meshkit/meshkit/modules/httpserver"
 )
 
@@ -37,11 +38,43 @@ type started struct {
 	client *http.Client
 }
 
-// start runs a server with the default middleware, the example routes and
+// message is what GET /v1/hello answers and POST /v1/echo binds and echoes.
+type message struct {
+	Message string `json:"message" binding:"required,min=1,max=1024"`
+}
+
+// hello greets the caller's principal, or the world.
+func hello(c *gin.Context) {
+	greeting := "hello, world"
+	if p, ok := principal.FromContext(c); ok && p.Subject != "" {
+		greeting = "hello, " + p.Subject
+	}
+	c.JSON(http.StatusOK, message{Message: greeting})
+}
+
+// echo answers with the message it was sent, once bound and validated.
+func echo(c *gin.Context) {
+	var m message
+	if !bind.JSON(c, &m) {
+		return
+	}
+	c.JSON(http.StatusOK, m)
+}
+
+// testRoutes are the harness's ordinary API routes: GET /v1/hello and
+// POST /v1/echo, authenticated, rate limited and of normal priority.
+func testRoutes() []route.Route {
+	return []route.Route{
+		{Method: http.MethodGet, Path: "/v1/hello", Handler: hello},
+		{Method: http.MethodPost, Path: "/v1/echo", Handler: echo},
+	}
+}
+
+// start runs a server with the default middleware, the harness's routes and
 // extra routes, and stops it when the test ends.
 func start(t *testing.T, cfg httpserver.Config, extra ...route.Route) *started {
 	t.Helper()
-	routes := append(example.New(example.Params{}).Routes(), extra...)
+	routes := append(testRoutes(), extra...)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv, err := httpserver.New(cfg, log, routes, httpserver.DefaultMiddleware(cfg, log))
 	if err != nil {

@@ -1,21 +1,17 @@
 package ratelimit
 
 import (
-	"encoding/json"
+	"context"
 	"io"
 	"log/slog"
-	"net/http"
-	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
 
-	"github.com/meshkit/meshkit/internal/logtest"
+	"github.com/meshkit/meshkit/internal/check"
 	"github.com/meshkit/meshkit/internal/redistest"
-	"github.com/meshkit/meshkit/modules/health"
-	"github.com/meshkit/meshkit/modules/httpserver"
 )
 
 // Short check period and timeout, so that an outage shows quickly.
@@ -23,163 +19,112 @@ const (
 	checkPeriod  = 200 * time.Millisecond
 	checkTimeout = 100 * time.Millisecond
 	// checkMargin is what the race detector and two shared cores may add to
-	// one period plus the timeout before a probe sees the change.
+	// one period plus the timeout before a run sees the change.
 	checkMargin = time.Second
 )
 
-// healthApp is the rate-limit, health and HTTP server modules with the
-// Redis backend on addr, started on loopback.
-type healthApp struct {
-	srv    *httpserver.Server
-	client *http.Client
-	log    *logtest.Buffer
+// probed is what the rate-limit module, started alone with Fx on the Redis
+// backend, gives the health probes: its checks and its components.
+type probed struct {
+	fx.In
+
+	Checks     []check.Check     `group:"health_checks"`
+	Components []check.Component `group:"health_components"`
 }
 
-func startHealthApp(t *testing.T, addr string, required ...string) *healthApp {
+func startProbedModule(t *testing.T, addr string) probed {
 	t.Helper()
-	httpCfg := httpserver.DefaultConfig()
-	httpCfg.Addr, httpCfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
-	healthCfg := health.DefaultConfig("development")
-	healthCfg.CheckPeriod, healthCfg.CheckTimeout, healthCfg.RequiredChecks = checkPeriod, checkTimeout, required
-	rlCfg := DefaultConfig()
-	rlCfg.Backend, rlCfg.Redis.Addr, rlCfg.Redis.KeyPrefix = BackendRedis, addr, "health-test"
-	a := &healthApp{log: &logtest.Buffer{}}
+	cfg := DefaultConfig()
+	cfg.Backend, cfg.Redis.Addr, cfg.Redis.KeyPrefix = BackendRedis, addr, "health-test"
+	var p probed
 	app := fxtest.New(t,
-		fx.Supply(httpCfg, healthCfg, rlCfg, slog.New(slog.NewTextHandler(a.log, nil))),
-		httpserver.Module, health.Module, Module,
-		fx.Invoke(health.ReadinessFx),
-		fx.Populate(&a.srv),
+		fx.Supply(cfg, slog.New(slog.NewTextHandler(io.Discard, nil))),
+		Module,
+		fx.Invoke(func(in probed) { p = in }),
 		fx.NopLogger,
 	)
 	app.RequireStart()
-	transport := &http.Transport{}
-	t.Cleanup(func() {
-		transport.CloseIdleConnections()
-		app.RequireStop()
-	})
-	a.client = &http.Client{Transport: transport, Timeout: 5 * time.Second}
-	return a
+	t.Cleanup(app.RequireStop)
+	return p
 }
 
-// probeAnswer is a probe's status and what its body says about the check
-// "redis" (a 200 body's or a 503 problem's "checks" member).
-type probeAnswer struct {
-	code   int
-	status string // the body's overall "status" when it is a 200
-	redis  struct{ Status, Output string }
-	body   string
-}
-
-func (a *healthApp) probe(t *testing.T, url string) probeAnswer {
+// redisCheck is the module's only check, which must be "redis": not
+// critical, on the registry's period and timeout.
+func (p probed) redisCheck(t *testing.T) check.Check {
 	t.Helper()
-	resp, err := a.client.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
+	if len(p.Checks) != 1 {
+		t.Fatalf("checks %+v, want the one named redis", p.Checks)
 	}
-	defer func() { _ = resp.Body.Close() }()
-	body, _ := io.ReadAll(resp.Body)
-	var parsed struct {
-		Status any
-		Checks map[string]struct{ Status, Output string }
+	c := p.Checks[0]
+	if c.Name != "redis" || c.Critical || c.Period != 0 || c.Timeout != 0 || c.Run == nil {
+		t.Fatalf("check %+v, want redis, not critical, on the registry's period and timeout", c)
 	}
-	if err := json.Unmarshal(body, &parsed); err != nil {
-		t.Fatalf("GET %s: %d %s: %v", url, resp.StatusCode, body, err)
-	}
-	ans := probeAnswer{code: resp.StatusCode, body: string(body)}
-	ans.status, _ = parsed.Status.(string)
-	ans.redis = parsed.Checks["redis"]
-	return ans
+	return c
 }
 
-// waitFor probes url until ok says yes, and fails the test after within.
-func (a *healthApp) waitFor(t *testing.T, url string, within time.Duration, ok func(probeAnswer) bool) (probeAnswer, time.Duration) {
+// runCheck runs c once as the health registry does: within checkTimeout. It
+// returns the run's reason (empty when it passed) and how long it took.
+func runCheck(c check.Check) (string, time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
+	defer cancel()
+	begin := time.Now()
+	err := c.Run(ctx)
+	return check.Reason(err), time.Since(begin)
+}
+
+// runUntil runs c every checkPeriod until its reason is one of want, and
+// fails the test after within.
+func runUntil(t *testing.T, c check.Check, within time.Duration, want ...string) string {
 	t.Helper()
 	begin := time.Now()
 	for {
-		ans := a.probe(t, url)
-		if ok(ans) {
-			return ans, time.Since(begin)
+		reason, took := runCheck(c)
+		if took > checkTimeout+checkMargin {
+			t.Errorf("a run took %v, want it within the %v timeout", took, checkTimeout)
+		}
+		for _, w := range want {
+			if reason == w {
+				return reason
+			}
 		}
 		if time.Since(begin) > within {
-			t.Fatalf("GET %s still %d %s after %v", url, ans.code, ans.body, within)
+			t.Fatalf("check %s: reason %q after %v, want one of %q", c.Name, reason, within, want)
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(checkPeriod)
 	}
 }
 
-func (a *healthApp) url(admin bool, path string) string {
-	if admin {
-		return "http://" + a.srv.AdminAddr().String() + path
-	}
-	return "http://" + a.srv.APIAddr().String() + path
-}
-
-// With SERVICE_HEALTH_REQUIRED_CHECKS=redis, stopping the test's own
-// redis-server turns /readyz 503 with checks.redis "fail" within one period
-// plus the timeout, while /livez stays 200; restarting it brings /readyz
-// back. The change is logged once each way.
-func TestRequiredRedisCheckFollowsAnOutage(t *testing.T) {
+// Stopping the test's own redis-server makes the check "redis" fail,
+// unreachable or timeout, within one period plus the timeout; restarting it
+// makes it pass again. The check is not critical, so an outage turns
+// readiness to warn only (unless SERVICE_HEALTH_REQUIRED_CHECKS names it;
+// app's TestRequiredRedisCheckFollowsAnOutage shows that on /readyz).
+func TestRedisCheckFollowsAnOutage(t *testing.T) {
 	redis := redistest.Start(t)
-	a := startHealthApp(t, redis.Addr(), "redis")
-	readyz := a.url(true, "/readyz")
-	a.waitFor(t, readyz, 5*time.Second, func(p probeAnswer) bool { return p.code == http.StatusOK })
-	if ans := a.probe(t, readyz); ans.status != "pass" || ans.redis.Status != "pass" {
-		t.Fatalf("before the outage: /readyz %s, want pass with checks.redis pass", ans.body)
-	}
+	p := startProbedModule(t, redis.Addr())
+	c := p.redisCheck(t)
+	runUntil(t, c, 5*time.Second, "")
 
 	redis.Stop()
-	ans, took := a.waitFor(t, readyz, checkPeriod+checkTimeout+checkMargin, func(p probeAnswer) bool {
-		return p.code == http.StatusServiceUnavailable
-	})
-	t.Logf("/readyz turned 503 %v after the stop (period %v, timeout %v)", took.Round(time.Millisecond), checkPeriod, checkTimeout)
-	if ans.redis.Status != "fail" || (ans.redis.Output != "unreachable" && ans.redis.Output != "timeout") {
-		t.Errorf("during the outage: /readyz %s, want checks.redis fail, unreachable or timeout", ans.body)
-	}
-	for _, admin := range []bool{false, true} {
-		if live := a.probe(t, a.url(admin, "/livez")); live.code != http.StatusOK {
-			t.Errorf("during the outage: /livez (admin=%v) = %d %s, want 200", admin, live.code, live.body)
-		}
-		if ready := a.probe(t, a.url(admin, "/readyz")); ready.code != http.StatusServiceUnavailable {
-			t.Errorf("during the outage: /readyz (admin=%v) = %d, want 503", admin, ready.code)
-		}
+	reason := runUntil(t, c, checkPeriod+checkTimeout+checkMargin, check.ReasonUnreachable, check.ReasonTimeout, check.ReasonFailed)
+	if reason != check.ReasonUnreachable && reason != check.ReasonTimeout {
+		t.Errorf("during the outage: the check's first failure is %q, want unreachable or timeout", reason)
 	}
 
 	redis.Restart()
-	_, took = a.waitFor(t, readyz, checkPeriod+checkTimeout+checkMargin, func(p probeAnswer) bool {
-		return p.code == http.StatusOK
-	})
-	t.Logf("/readyz back to 200 %v after the restart", took.Round(time.Millisecond))
-	if ans := a.probe(t, readyz); ans.status != "pass" || ans.redis.Status != "pass" {
-		t.Errorf("after the restart: /readyz %s, want pass with checks.redis pass", ans.body)
-	}
-	logged := a.log.String()
-	for _, change := range []string{"from=pass to=fail", "from=fail to=pass"} {
-		if n := strings.Count(logged, "check=redis "+change); n != 1 {
-			t.Errorf("%q logged %d times, want once:\n%s", change, n, logged)
-		}
-	}
+	runUntil(t, c, checkPeriod+checkTimeout+checkMargin, "")
 }
 
-// By default the check "redis" is not critical: an outage shows as a
-// failing check and a warn status, and the instance stays ready (the
-// limiter decides by its failure mode; see checksFx).
-func TestRedisCheckIsNotCriticalByDefault(t *testing.T) {
-	redis := redistest.Start(t)
-	a := startHealthApp(t, redis.Addr())
-	readyz := a.url(true, "/readyz")
-	a.waitFor(t, readyz, 5*time.Second, func(p probeAnswer) bool { return p.redis.Status == "pass" })
-
-	redis.Stop()
-	ans, _ := a.waitFor(t, readyz, checkPeriod+checkTimeout+checkMargin, func(p probeAnswer) bool {
-		return p.code != http.StatusOK || p.redis.Status != "pass"
-	})
-	if ans.code != http.StatusOK || ans.status != "warn" || ans.redis.Status != "fail" {
-		t.Errorf("during the outage: /readyz %d %s, want 200 warn with checks.redis fail", ans.code, ans.body)
+// The component "ratelimit" shows the backend and the mode in force.
+func TestRedisComponentShowsTheMode(t *testing.T) {
+	p := startProbedModule(t, redistest.Addr(t))
+	if len(p.Components) != 1 || p.Components[0].Name != "ratelimit" || p.Components[0].Critical {
+		t.Fatalf("components %+v, want ratelimit, not critical", p.Components)
 	}
-	redis.Restart()
-	a.waitFor(t, readyz, checkPeriod+checkTimeout+checkMargin, func(p probeAnswer) bool {
-		return p.code == http.StatusOK && p.status == "pass" && p.redis.Status == "pass"
-	})
+	s := p.Components[0].State()
+	if s.Status != check.Pass || s.Details["backend"] != BackendRedis || s.Details["mode"] != "redis" {
+		t.Errorf("ratelimit on a reachable Redis: %+v, want pass, backend and mode redis", s)
+	}
 }
 
 // The memory backend has no Redis to check.

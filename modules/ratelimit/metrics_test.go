@@ -18,7 +18,6 @@ import (
 
 	"github.com/meshkit/meshkit/internal/redistest"
 	"github.com/meshkit/meshkit/internal/route"
-	"github.com/meshkit/meshkit/modules/health"
 	"github.com/meshkit/meshkit/modules/httpserver"
 )
 
@@ -41,12 +40,10 @@ func meteredHandler(t *testing.T, l Limiter, def Limit, m *Metrics) http.Handler
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := httpserver.DefaultConfig()
-	state := health.NewState()
-	state.SetStarted()
 	hello := route.Route{Method: http.MethodGet, Path: "/v1/hello", Handler: func(c *gin.Context) {
 		c.JSON(http.StatusOK, gin.H{"message": "hello"})
 	}}
-	routes := append(health.Routes(state), hello)
+	routes := append(probes(), hello)
 	mws, err := NewMiddleware(l, def, routes, WithMetrics(m))
 	if err != nil {
 		t.Fatal(err)

@@ -15,7 +15,6 @@ import (
 
 	"github.com/meshkit/meshkit/internal/principal"
 	"github.com/meshkit/meshkit/internal/route"
-	"github.com/meshkit/meshkit/modules/health"
 	"github.com/meshkit/meshkit/modules/httpserver"
 )
 
@@ -31,12 +30,10 @@ func startServer(t *testing.T, l Limiter, def Limit, trusted []string, extra ...
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := httpserver.DefaultConfig()
 	cfg.Addr, cfg.AdminAddr, cfg.TrustedProxies = "127.0.0.1:0", "127.0.0.1:0", trusted
-	state := health.NewState()
-	state.SetStarted()
 	hello := route.Route{Method: http.MethodGet, Path: "/v1/hello", Handler: func(c *gin.Context) {
 		c.JSON(http.StatusOK, gin.H{"message": "hello"})
 	}}
-	routes := append(append(health.Routes(state), hello), extra...)
+	routes := append(append(probes(), hello), extra...)
 	mws, err := NewMiddleware(l, def, routes)
 	if err != nil {
 		t.Fatal(err)
@@ -64,6 +61,16 @@ func startServer(t *testing.T, l Limiter, def Limit, trusted []string, extra ...
 		}
 	})
 	return &server{url: "http://" + srv.APIAddr().String(), client: &http.Client{Transport: transport}}
+}
+
+// probes stand in for the health module's /livez and /readyz: public,
+// exempt, operational routes on both listeners that answer 200.
+func probes() []route.Route {
+	ok := func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "pass"}) }
+	return []route.Route{
+		{Method: http.MethodGet, Path: "/livez", Policy: route.OperationalPolicy(), Listener: route.Both, Handler: ok},
+		{Method: http.MethodGet, Path: "/readyz", Policy: route.OperationalPolicy(), Listener: route.Both, Handler: ok},
+	}
 }
 
 type response struct {

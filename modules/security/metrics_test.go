@@ -11,7 +11,6 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/meshkit/meshkit/internal/devpki"
-	"github.com/meshkit/meshkit/modules/ratelimit"
 	"github.com/meshkit/meshkit/modules/security"
 )
 
@@ -110,8 +109,7 @@ func TestMetricsCountFailuresByReason(t *testing.T) {
 
 func TestMetricsCountThrottledCallers(t *testing.T) {
 	m, reader := newTestMetrics(t)
-	limit := ratelimit.Limit{Name: "default", Rate: 1, Period: time.Minute, Burst: 2}
-	charger := ratelimit.NewCharger(ratelimit.NewMemory(ratelimit.MemoryOptions{}), limit)
+	charger := newAddressCharger(2)
 	s := startServer(t, security.Stage{Verifier: newHMACVerifier(t), Charger: charger, Metrics: m}, nil, &http.Client{Transport: &http.Transport{}})
 	for i := range 4 {
 		want := []int{401, 401, 429, 429}[i]

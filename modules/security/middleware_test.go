@@ -20,9 +20,7 @@ import (
 	"github.com/meshkit/meshkit/internal/devpki"
 	"github.com/meshkit/meshkit/internal/principal"
 	"github.com/meshkit/meshkit/internal/route"
-	"github.com/meshkit/meshkit/modules/health"
 	"github.com/meshkit/meshkit/modules/httpserver"
-	"github.com/meshkit/meshkit/modules/ratelimit"
 	"github.com/meshkit/meshkit/modules/security"
 )
 
@@ -39,16 +37,19 @@ type server struct {
 	client *http.Client
 }
 
-// startServer serves GET /whoami (authenticated) and the probes (public)
-// behind the default stages, the rate limiter and stage, on loopback.
+// readyz stands in for the health module's readiness probe: a public,
+// operational route.
+var readyz = route.Route{Method: http.MethodGet, Path: "/readyz", Policy: route.OperationalPolicy(), Listener: route.Both,
+	Handler: func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "pass"}) }}
+
+// startServer serves GET /whoami (authenticated) and GET /readyz (public)
+// behind the default stages and stage, on loopback.
 func startServer(t *testing.T, stage security.Stage, tlsConfig *tls.Config, client *http.Client) *server {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := httpserver.DefaultConfig()
 	cfg.Addr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
-	state := health.NewState()
-	state.SetStarted()
-	routes := append(health.Routes(state), route.Route{Method: http.MethodGet, Path: "/whoami", Handler: whoami})
+	routes := []route.Route{readyz, {Method: http.MethodGet, Path: "/whoami", Handler: whoami}}
 	mws := append(httpserver.DefaultMiddleware(cfg, log), stage.Middleware()...)
 	var opts []httpserver.Option
 	if tlsConfig != nil {
@@ -166,8 +167,7 @@ func mustSign(t *testing.T, key string) string {
 }
 
 func TestBadTokensAreChargedToTheAddress(t *testing.T) {
-	limit := ratelimit.Limit{Name: "default", Rate: 1, Period: time.Minute, Burst: 5}
-	charger := ratelimit.NewCharger(ratelimit.NewMemory(ratelimit.MemoryOptions{}), limit)
+	charger := newAddressCharger(5)
 	s := startServer(t, security.Stage{Verifier: newHMACVerifier(t), Charger: charger}, nil, &http.Client{Transport: &http.Transport{}})
 	good := "Bearer " + token(t, "alice")
 	if a := s.get(t, "/whoami", good); a.status != 200 { // verified once, then cached
@@ -183,12 +183,17 @@ func TestBadTokensAreChargedToTheAddress(t *testing.T) {
 			t.Fatalf("ten bad tokens from one address: %v, want %v", statuses, want)
 		}
 	}
-	if a := s.get(t, "/whoami", "Bearer "+mustSign(t, "wrong-key-wrong-key-wrong-key-99")); a.retry == "" {
-		t.Error("a 429 without Retry-After")
+	if a := s.get(t, "/whoami", "Bearer "+mustSign(t, "wrong-key-wrong-key-wrong-key-99")); a.retry != "60" {
+		t.Errorf("a 429 with Retry-After %q, want the charger's 60 s", a.retry)
 	}
 	// The cached valid token needs no signature check, so it is not refused.
 	if a := s.get(t, "/whoami", good); a.status != 200 {
 		t.Errorf("the cached valid token after the flood: %d, want 200", a.status)
+	}
+	// Every signature check, and nothing else, was charged to the address.
+	granted, refused := charger.counts()
+	if len(granted) != 1 || granted["127.0.0.1"] != 5 || len(refused) != 1 || refused["127.0.0.1"] != 7 {
+		t.Errorf("charges granted %v, refused %v; want 5 and 7 to 127.0.0.1", granted, refused)
 	}
 }
 
