@@ -48,9 +48,15 @@ func startHealthApp(t *testing.T, addr string, required ...string) *healthApp {
 	rlCfg.Backend, rlCfg.Redis.Addr, rlCfg.Redis.KeyPrefix = ratelimit.BackendRedis, addr, "health-test"
 	a := &healthApp{log: &logtest.Buffer{}}
 	app := fxtest.New(t,
-		fx.Supply(httpCfg, healthCfg, rlCfg, slog.New(slog.NewTextHandler(a.log, nil))),
+		fx.Replace(httpCfg, healthCfg, rlCfg), // the sections the app would load
+		fx.Supply(slog.New(slog.NewTextHandler(a.log, nil))),
 		httpserver.Module, health.Module, ratelimit.Module,
-		fx.Invoke(health.ReadinessFx),
+		// Readiness, as app appends it: last.
+		fx.Invoke(fx.Annotate(func(lc fx.Lifecycle, hooks []fx.Hook) {
+			for _, h := range hooks {
+				lc.Append(h)
+			}
+		}, fx.ParamTags(``, `group:"readiness_hooks"`))),
 		fx.Populate(&a.srv),
 		fx.NopLogger,
 	)

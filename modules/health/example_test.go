@@ -23,7 +23,8 @@ func Example_registerACheck() {
 	var registry *health.Registry
 	app := fx.New(
 		fx.NopLogger,
-		fx.Supply(health.DefaultConfig("development"), slog.New(slog.DiscardHandler)),
+		fx.Replace(health.DefaultConfig("development")), // the section the app would load
+		fx.Supply(slog.New(slog.DiscardHandler)),
 		health.Module,
 		fx.Provide(check.AsCheck(func() check.Check { return check.Check{Name: "db", Critical: true, Run: pingDB} })),
 		fx.Populate(&registry),

@@ -13,11 +13,28 @@ import (
 // middleware runs at route.StageSecurity: anyone could call the route.
 var ErrUnauthenticated = errors.New("no stage authenticates callers")
 
+// authentication is what New does about non-public API routes that no stage
+// authenticates.
+type authentication int8
+
+const (
+	authUnchecked authentication = iota // the default of New: a test's or a tool's server
+	authWarn                            // development: start, with a warning
+	authRequired                        // production: refuse to start
+)
+
 // RequireAuthentication makes [New] refuse a server whose non-public API
-// routes no stage authenticates, whichever modules built it. Without it
-// (development) such a server starts with a warning.
+// routes no stage authenticates, whichever modules built it. The module sets
+// it in production.
 func RequireAuthentication() Option {
-	return func(s *Server) { s.requireAuthentication = true }
+	return func(s *Server) { s.authentication = authRequired }
+}
+
+// WarnUnauthenticated makes [New] log a warning for a server whose
+// non-public API routes no stage authenticates. The module sets it in
+// development.
+func WarnUnauthenticated() Option {
+	return func(s *Server) { s.authentication = authWarn }
 }
 
 // checkAuthentication looks for a non-public API route while no middleware
@@ -25,6 +42,9 @@ func RequireAuthentication() Option {
 // the configuration, so deleting the security module from an app cannot turn
 // it off.
 func (s *Server) checkAuthentication(routes []route.Route, middleware []route.Middleware) error {
+	if s.authentication == authUnchecked {
+		return nil
+	}
 	for _, m := range middleware {
 		if m.Stage == route.StageSecurity {
 			return nil
@@ -34,7 +54,7 @@ func (s *Server) checkAuthentication(routes []route.Route, middleware []route.Mi
 		if r.Policy.Public || !r.Listener.Serves(route.API) {
 			continue
 		}
-		if s.requireAuthentication {
+		if s.authentication == authRequired {
 			return fmt.Errorf("SERVICE_ENV=production: refusing to start: %w, and %s %s is not public: configure bearer tokens (SERVICE_AUTH_*) or mutual TLS (SERVICE_TLS_CLIENT_CA_FILE), or add a stage at route.StageSecurity",
 				ErrUnauthenticated, r.Method, r.Path)
 		}

@@ -49,7 +49,7 @@ func TestProductionRefusesAnUnauthenticatedAPI(t *testing.T) {
 
 			// Development starts, and warns when production would refuse.
 			logs := &logtest.Buffer{}
-			if _, err := httpserver.New(testConfig(), slog.New(slog.NewJSONHandler(logs, nil)), tt.routes, mws); err != nil {
+			if _, err := httpserver.New(testConfig(), slog.New(slog.NewJSONHandler(logs, nil)), tt.routes, mws, httpserver.WarnUnauthenticated()); err != nil {
 				t.Fatalf("development: %v", err)
 			}
 			if warned := strings.Contains(logs.String(), `"level":"WARN","msg":"auth is off`); warned != tt.refused {

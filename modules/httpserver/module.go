@@ -53,7 +53,7 @@ type Params struct {
 	Middleware []route.Middleware `group:"middleware"`
 	// Env, from the app's configuration loader: in production the server
 	// refuses to start when no stage authenticates its non-public routes
-	// ([RequireAuthentication]).
+	// ([RequireAuthentication]); elsewhere it warns ([WarnUnauthenticated]).
 	Env config.Env `optional:"true"`
 	// TLSConfig, when provided (by the security module), serves the API over TLS.
 	TLSConfig *tls.Config `optional:"true"`
@@ -69,6 +69,8 @@ func NewFx(p Params) (*Server, error) {
 	}
 	if p.Env == config.Production {
 		opts = append(opts, RequireAuthentication())
+	} else {
+		opts = append(opts, WarnUnauthenticated())
 	}
 	s, err := New(p.Config, p.Logger, p.Routes, p.Middleware, opts...)
 	if err != nil {

@@ -23,8 +23,8 @@ type Server struct {
 	log          *slog.Logger
 	tlsConfig    *tls.Config
 	onServeError func(error)
-	// requireAuthentication: see RequireAuthentication.
-	requireAuthentication bool
+	// authentication: see RequireAuthentication and WarnUnauthenticated.
+	authentication authentication
 
 	api, admin *http.Server
 	draining   atomic.Bool // set by StartDraining: responses carry Connection: close

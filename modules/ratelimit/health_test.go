@@ -38,7 +38,8 @@ func startProbedModule(t *testing.T, addr string) probed {
 	cfg.Backend, cfg.Redis.Addr, cfg.Redis.KeyPrefix = BackendRedis, addr, "health-test"
 	var p probed
 	app := fxtest.New(t,
-		fx.Supply(cfg, slog.New(slog.NewTextHandler(io.Discard, nil))),
+		fx.Replace(cfg), // the section config.Provide would load
+		fx.Supply(slog.New(slog.NewTextHandler(io.Discard, nil))),
 		Module,
 		fx.Invoke(func(in probed) { p = in }),
 		fx.NopLogger,

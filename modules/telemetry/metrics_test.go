@@ -125,7 +125,7 @@ func TestModuleServesItsMeterProvidersMetrics(t *testing.T) {
 		routes []route.Route
 	)
 	app := fxtest.New(t,
-		fx.Supply(telemetry.DefaultConfig(), loopbackHTTPConfig()),
+		fx.Replace(telemetry.DefaultConfig(), loopbackHTTPConfig()), // the sections config.Provide would load
 		fx.Decorate(func() *slog.Logger { return slog.New(slog.DiscardHandler) }),
 		telemetry.Module,
 		httpserver.Module,

@@ -509,7 +509,7 @@ func TestModuleTracesAndMeasuresRequests(t *testing.T) {
 	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
 	var server *httpserver.Server
 	app := fxtest.New(t,
-		fx.Supply(telemetry.DefaultConfig(), loopbackHTTPConfig()),
+		fx.Replace(telemetry.DefaultConfig(), loopbackHTTPConfig()), // the sections config.Provide would load
 		fx.Decorate(func() *slog.Logger { return slog.New(slog.DiscardHandler) }),
 		telemetry.Module,
 		httpserver.Module,

@@ -360,7 +360,7 @@ func TestModuleFlushesAfterTheServerHasDrained(t *testing.T) {
 	httpCfg.Addr, httpCfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
 	var server *httpserver.Server
 	app := fxtest.New(t,
-		fx.Supply(DefaultConfig(), httpCfg),
+		fx.Replace(DefaultConfig(), httpCfg), // the sections config.Provide would load
 		fx.Decorate(func() *slog.Logger { return slog.New(slog.DiscardHandler) }),
 		Module,
 		httpserver.Module,
