@@ -19,7 +19,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/meshkit/meshkit/internal/confignames"
+	"github.com/meshkit/meshkit/app/apptest/confignames"
 	"github.com/meshkit/meshkit/internal/redistest"
 )
 

@@ -21,7 +21,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/meshkit/meshkit/app"
-	"github.com/meshkit/meshkit/internal/confignames"
+	"github.com/meshkit/meshkit/app/apptest/confignames"
 )
 
 const (
