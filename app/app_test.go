@@ -14,7 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/meshkit/meshkit/app"
-	"github.com/meshkit/meshkit/modules/example"
+	"github.com/meshkit/meshkit/app/apptest"
 	"github.com/meshkit/meshkit/modules/health"
 	"github.com/meshkit/meshkit/modules/httpserver"
 )
@@ -49,7 +49,7 @@ func TestAppStartsServesAndStopsCleanly(t *testing.T) {
 		srv   *httpserver.Server
 		state *health.State
 	)
-	a := fxtest.New(t, app.Options(app.WithConfig(loopbackConfig()), fx.Populate(&srv, &state)))
+	a := fxtest.New(t, app.Options(app.WithConfig(loopbackConfig()), apptest.Module, fx.Populate(&srv, &state)))
 	if ok, _ := state.Ready(); ok {
 		t.Fatal("ready before start")
 	}
@@ -75,7 +75,7 @@ func TestAppStartsServesAndStopsCleanly(t *testing.T) {
 	for _, tt := range []struct {
 		url, body string
 	}{
-		{api + "/v1/hello", `{"message":"hello, world"}`},
+		{api + apptest.HelloPath, `{"message":"hello, world"}`},
 		{api + "/livez", `{"status":"pass"}`},
 		{api + "/readyz", readyBody},
 		{admin + "/livez", `{"status":"pass"}`},
@@ -100,7 +100,9 @@ func TestModuleSwapThroughOptions(t *testing.T) {
 	state.StartDraining()
 	a := fxtest.New(t, app.Options(
 		app.WithConfig(loopbackConfig()),
-		fx.Decorate(func(c example.Config) example.Config {
+		apptest.Module,
+		apptest.WithUpstream(""),
+		fx.Decorate(func(c apptest.Config) apptest.Config {
 			c.UpstreamURL = "http://127.0.0.1:1/unreachable"
 			return c
 		}),
@@ -117,8 +119,8 @@ func TestModuleSwapThroughOptions(t *testing.T) {
 		return w.status
 	}
 	// The decorated upstream is unreachable: 502, not the default's 503 "none configured".
-	if got := serve("/v1/upstream"); got != http.StatusBadGateway {
-		t.Errorf("/v1/upstream with the decorated config = %d, want 502", got)
+	if got := serve(apptest.UpstreamPath); got != http.StatusBadGateway {
+		t.Errorf("%s with the decorated config = %d, want 502", apptest.UpstreamPath, got)
 	}
 	// The replaced State is draining, so readiness fails although the app started.
 	if got := serve("/readyz"); got != http.StatusServiceUnavailable {
@@ -141,10 +143,10 @@ func TestStopDrainsConnectionsFromTheStartOfTheDrainDelay(t *testing.T) {
 	cfg := loopbackConfig()
 	cfg.Health.DrainDelay = 2 * time.Second
 	var srv *httpserver.Server
-	a := fxtest.New(t, app.Options(app.WithConfig(cfg), fx.Populate(&srv)))
+	a := fxtest.New(t, app.Options(app.WithConfig(cfg), apptest.Module, fx.Populate(&srv)))
 	a.RequireStart()
 	client := &http.Client{Timeout: 5 * time.Second}
-	hello := "http://" + srv.APIAddr().String() + "/v1/hello"
+	hello := "http://" + srv.APIAddr().String() + apptest.HelloPath
 	resp, err := client.Get(hello)
 	if err != nil {
 		t.Fatal(err)
