@@ -117,7 +117,6 @@ func TestLoadConfigErrorsNameTheSetting(t *testing.T) {
 		{"wildcard with credentials", "", map[string]string{"SERVICE_CORS_ALLOWED_ORIGINS": "*", "SERVICE_CORS_ALLOW_CREDENTIALS": "true"}, "SERVICE_CORS_ALLOWED_ORIGINS"},
 		{"bad boolean", "", map[string]string{"SERVICE_CORS_ALLOW_CREDENTIALS": "sure"}, "SERVICE_CORS_ALLOW_CREDENTIALS"},
 		{"bad log level", "", map[string]string{"SERVICE_LOG_LEVEL": "loud"}, "SERVICE_LOG_LEVEL"},
-		{"bad upstream", "", map[string]string{"SERVICE_EXAMPLE_UPSTREAM_URL": "ftp://x"}, "SERVICE_EXAMPLE_UPSTREAM_URL"},
 		{"rate limit rate 0", "", map[string]string{"SERVICE_RATELIMIT_RATE": "0"}, "SERVICE_RATELIMIT_RATE"},
 		{"rate limit burst 0", "", map[string]string{"SERVICE_RATELIMIT_BURST": "0"}, "SERVICE_RATELIMIT_BURST"},
 		{"rate limit period", "", map[string]string{"SERVICE_RATELIMIT_PERIOD": "-1m"}, "SERVICE_RATELIMIT_PERIOD"},
