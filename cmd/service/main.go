@@ -83,7 +83,7 @@ func loadConfig(name string, args []string, stderr io.Writer) (app.Config, int) 
 // running at the deadline). A second signal exits at once, with 2.
 func serve(cfg app.Config, stderr io.Writer) int {
 	gin.SetMode(gin.ReleaseMode)
-	a := app.New(app.WithConfig(cfg))
+	a := app.New(app.WithConfig(cfg), testModules())
 	if err := a.Err(); err != nil {
 		_, _ = fmt.Fprintln(stderr, "service:", err)
 		return 1
