@@ -14,7 +14,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/meshkit/meshkit/app"
-	"github.com/meshkit/meshkit/modules/example"
+	"github.com/meshkit/meshkit/app/apptest"
+	"github.com/meshkit/meshkit/internal/config"
 	"github.com/meshkit/meshkit/modules/health"
 	"github.com/meshkit/meshkit/modules/httpserver"
 )
@@ -24,21 +25,20 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// loopbackConfig is the embedded default on free loopback ports.
-func loopbackConfig() app.Config {
-	cfg := app.DefaultConfig(app.Development)
-	cfg.HTTP.Addr, cfg.HTTP.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
-	return cfg
+// loopbackConfig is the environment of the embedded default on free
+// loopback ports; a test adds its own variables.
+func loopbackConfig() map[string]string {
+	return map[string]string{"SERVICE_HTTP_ADDR": "127.0.0.1:0", "SERVICE_ADMIN_ADDR": "127.0.0.1:0"}
 }
 
 func TestDefaultAppIsValid(t *testing.T) {
-	if err := fx.ValidateApp(app.Options(app.WithConfig(app.DefaultConfig(app.Development)))); err != nil {
+	if err := fx.ValidateApp(app.Options(app.WithEnvironment(nil))); err != nil {
 		t.Fatalf("fx.ValidateApp: %v", err)
 	}
 	// Also when the configuration is loaded from the environment.
 	t.Setenv("SERVICE_CONFIG_FILE", "")
 	if err := fx.ValidateApp(app.Options()); err != nil {
-		t.Fatalf("fx.ValidateApp without WithConfig: %v", err)
+		t.Fatalf("fx.ValidateApp without WithEnvironment: %v", err)
 	}
 }
 
@@ -49,7 +49,7 @@ func TestAppStartsServesAndStopsCleanly(t *testing.T) {
 		srv   *httpserver.Server
 		state *health.State
 	)
-	a := fxtest.New(t, app.Options(app.WithConfig(loopbackConfig()), fx.Populate(&srv, &state)))
+	a := fxtest.New(t, app.Options(app.WithEnvironment(loopbackConfig()), apptest.Module, fx.Populate(&srv, &state)))
 	if ok, _ := state.Ready(); ok {
 		t.Fatal("ready before start")
 	}
@@ -75,7 +75,7 @@ func TestAppStartsServesAndStopsCleanly(t *testing.T) {
 	for _, tt := range []struct {
 		url, body string
 	}{
-		{api + "/v1/hello", `{"message":"hello, world"}`},
+		{api + apptest.HelloPath, `{"message":"hello, world"}`},
 		{api + "/livez", `{"status":"pass"}`},
 		{api + "/readyz", readyBody},
 		{admin + "/livez", `{"status":"pass"}`},
@@ -99,8 +99,9 @@ func TestModuleSwapThroughOptions(t *testing.T) {
 	state := health.NewState()
 	state.StartDraining()
 	a := fxtest.New(t, app.Options(
-		app.WithConfig(loopbackConfig()),
-		fx.Decorate(func(c example.Config) example.Config {
+		app.WithEnvironment(loopbackConfig()),
+		apptest.Module, // its section loads with no upstream
+		fx.Decorate(func(c apptest.Config) apptest.Config {
 			c.UpstreamURL = "http://127.0.0.1:1/unreachable"
 			return c
 		}),
@@ -117,8 +118,8 @@ func TestModuleSwapThroughOptions(t *testing.T) {
 		return w.status
 	}
 	// The decorated upstream is unreachable: 502, not the default's 503 "none configured".
-	if got := serve("/v1/upstream"); got != http.StatusBadGateway {
-		t.Errorf("/v1/upstream with the decorated config = %d, want 502", got)
+	if got := serve(apptest.UpstreamPath); got != http.StatusBadGateway {
+		t.Errorf("%s with the decorated config = %d, want 502", apptest.UpstreamPath, got)
 	}
 	// The replaced State is draining, so readiness fails although the app started.
 	if got := serve("/readyz"); got != http.StatusServiceUnavailable {
@@ -127,8 +128,14 @@ func TestModuleSwapThroughOptions(t *testing.T) {
 }
 
 func TestStopTimeoutCoversTheShutdownBudget(t *testing.T) {
-	cfg := app.DefaultConfig(app.Production)
-	if got, budget := app.StopTimeout(cfg), cfg.Health.DrainDelay+cfg.HTTP.ShutdownTimeout; got <= budget {
+	loaded, err := app.LoadConfig(config.Source{Lookup: config.MapLookup(map[string]string{
+		"SERVICE_ENV": "production", "SERVICE_AUTH_HMAC_SECRET": strings.Repeat("k", 32), "SERVICE_SHUTDOWN_TIMEOUT": "7s",
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Production's drain delay (5s) and the shutdown timeout, and a margin.
+	if got, budget := app.StopTimeout(loaded), 5*time.Second+7*time.Second; got <= budget {
 		t.Errorf("StopTimeout = %v, want more than drain delay + shutdown timeout = %v", got, budget)
 	}
 }
@@ -138,13 +145,13 @@ func TestStopTimeoutCoversTheShutdownBudget(t *testing.T) {
 // serve through the drain delay: the HTTP server's drain hook runs with
 // readiness's.
 func TestStopDrainsConnectionsFromTheStartOfTheDrainDelay(t *testing.T) {
-	cfg := loopbackConfig()
-	cfg.Health.DrainDelay = 2 * time.Second
+	env := loopbackConfig()
+	env["SERVICE_SHUTDOWN_DRAIN_DELAY"] = "2s"
 	var srv *httpserver.Server
-	a := fxtest.New(t, app.Options(app.WithConfig(cfg), fx.Populate(&srv)))
+	a := fxtest.New(t, app.Options(app.WithEnvironment(env), apptest.Module, fx.Populate(&srv)))
 	a.RequireStart()
 	client := &http.Client{Timeout: 5 * time.Second}
-	hello := "http://" + srv.APIAddr().String() + "/v1/hello"
+	hello := "http://" + srv.APIAddr().String() + apptest.HelloPath
 	resp, err := client.Get(hello)
 	if err != nil {
 		t.Fatal(err)

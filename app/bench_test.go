@@ -9,14 +9,15 @@ import (
 
 	"go.uber.org/fx"
 
+	"github.com/meshkit/meshkit/app/apptest/hellobench"
 	"github.com/meshkit/meshkit/internal/benchstat"
-	"github.com/meshkit/meshkit/internal/benchstat/hellobench"
 )
 
-// The benchmarks below compare the default app's GET /v1/hello with the same
-// route on a bare gin engine, both in the same run, alternately
-// (benchstat.Compare: benchstat.Rounds rounds, bare first in even rounds,
-// meshkit first in odd ones). One op of such a benchmark is one request to
+// The benchmarks below compare the default app's GET /apptest/hello
+// (hellobench.Path: apptest.Module's, answered as the example module's GET
+// /v1/hello is) with the same route on a bare gin engine, both in the same
+// run, alternately (benchstat.Compare: benchstat.Rounds rounds, bare first
+// in even rounds, meshkit first in odd ones). One op of such a benchmark is one request to
 // each peer in each round. Reported per peer: the median ns/op, allocs/op and
 // req/s over the rounds; and rps-ratio, the median of the rounds'
 // meshkit/bare req/s ratios. The outer ns/op times both peers together and is
@@ -29,7 +30,7 @@ const (
 	helloBody = hellobench.Body
 )
 
-// BenchmarkHelloInProcess serves GET /v1/hello in process, one request at a
+// BenchmarkHelloInProcess serves GET /apptest/hello in process, one request at a
 // time: the cost of the middleware chain with nothing else around it.
 func BenchmarkHelloInProcess(b *testing.B) {
 	hellobench.ForEachSampling(b, func(b *testing.B, _ hellobench.Sampling, opts ...fx.Option) {
@@ -41,7 +42,7 @@ func BenchmarkHelloInProcess(b *testing.B) {
 	})
 }
 
-// BenchmarkHelloInProcessParallel serves GET /v1/hello in process from
+// BenchmarkHelloInProcessParallel serves GET /apptest/hello in process from
 // GOMAXPROCS goroutines at once.
 func BenchmarkHelloInProcessParallel(b *testing.B) {
 	hellobench.ForEachSampling(b, func(b *testing.B, _ hellobench.Sampling, opts ...fx.Option) {
@@ -53,7 +54,7 @@ func BenchmarkHelloInProcessParallel(b *testing.B) {
 	})
 }
 
-// BenchmarkHelloLoopback calls GET /v1/hello over loopback HTTP/1.1 with
+// BenchmarkHelloLoopback calls GET /apptest/hello over loopback HTTP/1.1 with
 // keep-alive from GOMAXPROCS goroutines: the meshkit app as it runs (its own
 // listener and http.Server), against a bare gin engine behind a plain
 // http.Server, as gin's Run serves it. Client and servers share the machine's
@@ -106,7 +107,7 @@ func checkHello(b *testing.B, name string, h http.Handler, wantRequestID bool) {
 	}
 }
 
-// newHelloRequest is a server-side GET /v1/hello with the headers Go's client
+// newHelloRequest is a server-side GET /apptest/hello with the headers Go's client
 // sends, under ctx as net/http would give it (a cancellable context per
 // request).
 func newHelloRequest(ctx context.Context) *http.Request {

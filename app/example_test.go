@@ -13,6 +13,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/meshkit/meshkit/app"
+	"github.com/meshkit/meshkit/app/apptest"
 	"github.com/meshkit/meshkit/internal/route"
 	"github.com/meshkit/meshkit/modules/health"
 	"github.com/meshkit/meshkit/modules/httpserver"
@@ -21,17 +22,20 @@ import (
 // The examples build the whole app but never start it: fx.Populate hands out
 // the *httpserver.Server, and its APIHandler serves requests in process
 // through the same middleware chain as the listeners would. The embedded
-// development defaults (app.WithConfig) keep the environment out of it.
+// development defaults (app.WithEnvironment(nil)) keep the process's
+// environment out of it.
 
 // Swap a part of a module: fx.Decorate receives the module's value and
 // returns the one everything else gets. Here the HTTP server's body cap drops
-// to 16 bytes, so a longer /v1/echo body gets a 413 problem.
+// to 16 bytes, so a longer body gets a 413 problem from POST /apptest/echo
+// (apptest.Module's: an echo route of the template's tests).
 func ExampleNew_decorateConfig() {
 	gin.SetMode(gin.TestMode) // no gin debug lines in the output
 
 	var server *httpserver.Server
 	a := app.New(
-		app.WithConfig(app.DefaultConfig(app.Development)),
+		app.WithEnvironment(nil),
+		apptest.Module,
 		fx.Decorate(func(cfg httpserver.Config) httpserver.Config {
 			cfg.MaxBodyBytes = 16
 			return cfg
@@ -43,7 +47,7 @@ func ExampleNew_decorateConfig() {
 	}
 
 	for _, body := range []string{`{"message":"hi"}`, `{"message":"hello, world"}`} {
-		req := httptest.NewRequest(http.MethodPost, "/v1/echo", strings.NewReader(body))
+		req := httptest.NewRequest(http.MethodPost, apptest.EchoPath, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("X-Request-ID", "example-1")
 		req.Header.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01") // the caller's trace
@@ -70,7 +74,7 @@ func ExampleNew_replaceState() {
 
 	var server *httpserver.Server
 	a := app.New(
-		app.WithConfig(app.DefaultConfig(app.Development)),
+		app.WithEnvironment(nil),
 		fx.Replace(state),
 		fx.Populate(&server),
 	)
@@ -127,7 +131,7 @@ func ExampleNew_addRoute() {
 
 	var server *httpserver.Server
 	a := app.New(
-		app.WithConfig(app.DefaultConfig(app.Development)),
+		app.WithEnvironment(nil),
 		fx.Provide(route.AsRoutes(newRoutes)),
 		fx.Populate(&server),
 	)
@@ -198,7 +202,8 @@ func ExampleNew_addMiddleware() {
 
 	var server *httpserver.Server
 	a := app.New(
-		app.WithConfig(app.DefaultConfig(app.Development)),
+		app.WithEnvironment(nil),
+		apptest.Module, // GET /apptest/hello, a route of the template's tests
 		fx.Provide(route.AsMiddleware(newMiddleware)),
 		fx.Populate(&server),
 	)
@@ -206,12 +211,12 @@ func ExampleNew_addMiddleware() {
 		log.Fatal(err)
 	}
 
-	for _, path := range []string{"/v1/hello", "/livez"} {
+	for _, path := range []string{apptest.HelloPath, "/livez"} {
 		rec := httptest.NewRecorder()
 		server.APIHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
 		fmt.Printf("%s %d %q\n", path, rec.Code, rec.Header().Get("X-Served-By"))
 	}
 	// Output:
-	// /v1/hello 200 "replica-a"
+	// /apptest/hello 200 "replica-a"
 	// /livez 200 ""
 }

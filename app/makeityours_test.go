@@ -8,7 +8,10 @@ import (
 	"io"
 	"log"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -16,19 +19,23 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/meshkit/meshkit/app"
+	"github.com/meshkit/meshkit/app/apptest"
 	"github.com/meshkit/meshkit/internal/check"
+	"github.com/meshkit/meshkit/internal/config"
+	"github.com/meshkit/meshkit/internal/problem"
 	"github.com/meshkit/meshkit/internal/route"
 	"github.com/meshkit/meshkit/modules/httpserver"
 )
 
 // The greeter module of the README's "Add a module" recipe, as it is in
 // modules/greeter/greeter.go there, under another name, welcome, so that
-// this example still runs once your greeter is in app.Options: its names are
+// this example still runs once your greeter is in the service: its names are
 // greeter.X as welcomeX here (an example file holds a single package), and
 // its route, check and counter say welcome where greeter's say greeter.
 
 // welcomeModule is greeter.Module.
 var welcomeModule = fx.Module("welcome",
+	config.Provide("welcome", config.AnyEnv(defaultWelcomeConfig)),
 	fx.Provide(
 		newWelcome,
 		route.AsRoutes((*welcomeHandlers).Routes),
@@ -36,7 +43,7 @@ var welcomeModule = fx.Module("welcome",
 	),
 )
 
-// welcomeConfig is greeter.Config, a section of app.Config.
+// welcomeConfig is greeter.Config, the module's section.
 type welcomeConfig struct {
 	// Greeting starts every answer. Default "hello".
 	Greeting string `yaml:"greeting" env:"SERVICE_WELCOME_GREETING"`
@@ -59,7 +66,7 @@ type welcomeHandlers struct {
 	greetings metric.Int64Counter
 }
 
-// newWelcome is greeter.New: its Config from app.Sections, the meter
+// newWelcome is greeter.New: its Config loaded and validated, the meter
 // provider from the telemetry module.
 func newWelcome(cfg welcomeConfig, mp metric.MeterProvider) (*welcomeHandlers, error) {
 	greetings, err := mp.Meter("github.com/meshkit/meshkit/modules/welcome").Int64Counter("welcome.greetings",
@@ -86,28 +93,23 @@ func (h *welcomeHandlers) Check() check.Check {
 	return check.Check{Name: "welcome", Run: func(context.Context) error { return nil }}
 }
 
-// Add a module: its routes, its health check on /healthz, its counter on
-// /metrics. The app is started on loopback ports and called over HTTP. In
-// the service the module's Config comes from its section of
-// app.Config (the README shows that edit); app.Config here is the
-// template's, so fx.Supply hands the module its Config.
+// Add a module: its configuration section, its routes, its health check on
+// /healthz, its counter on /metrics. The module is one more option of
+// app.New, as it is one more line of modules() in cmd/service/main.go; its
+// setting comes from the environment like every other (here a map stands
+// for it). The app is started on loopback ports and called over HTTP.
 func ExampleNew_addModule() {
 	gin.SetMode(gin.TestMode)
 
-	cfg := app.DefaultConfig(app.Development)
-	cfg.HTTP.Addr, cfg.HTTP.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Telemetry.LogLevel = "error"
-	welcome := defaultWelcomeConfig()
-	welcome.Greeting = "hi"
-	if err := welcome.Validate(); err != nil {
-		log.Fatal(err)
-	}
-
 	var server *httpserver.Server
 	a := app.New(
-		app.WithConfig(cfg),
-		fx.Supply(welcome),
 		welcomeModule,
+		app.WithEnvironment(map[string]string{
+			"SERVICE_WELCOME_GREETING": "hi", // the module's own section
+			"SERVICE_HTTP_ADDR":        "127.0.0.1:0",
+			"SERVICE_ADMIN_ADDR":       "127.0.0.1:0",
+			"SERVICE_LOG_LEVEL":        "error",
+		}),
 		fx.Populate(&server),
 	)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -166,4 +168,74 @@ func ExampleNew_addModule() {
 	// {"message":"hi, gopher"}
 	// healthz pass, welcome pass (critical: false)
 	// welcome_greetings_total 1
+}
+
+// Remove a module: app.Without takes it out of the template's list, as a
+// line such as app.Without("example") in cmd/service/main.go's modules()
+// does. Here the rate limiter goes: the answers carry no RateLimit fields,
+// and everything else serves as before.
+func ExampleWithout() {
+	gin.SetMode(gin.TestMode)
+
+	var server *httpserver.Server
+	a := app.New(app.Without("ratelimit"), apptest.Module, app.WithEnvironment(nil), fx.Populate(&server))
+	if err := a.Err(); err != nil {
+		log.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	server.APIHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, apptest.HelloPath, nil))
+	fmt.Printf("%d %s RateLimit-Policy: %q\n", rec.Code, rec.Body, rec.Header().Get("RateLimit-Policy"))
+
+	// A name that is not in the list is an error; it goes on to list the
+	// modules.
+	err := app.New(app.Without("ratelimiter"), app.WithEnvironment(nil), fx.NopLogger).Err()
+	reason, _, _ := strings.Cut(err.Error(), ";")
+	fmt.Println(reason)
+	// Output:
+	// 200 {"message":"hello, world"} RateLimit-Policy: ""
+	// app.Without("ratelimiter"): no such module
+}
+
+// Replace a whole module: app.Replace puts a module of your own in the
+// place of the template's, here a rate limiter that gives each client two
+// requests and no more. It provides what the others take from the
+// template's rate limiter: a middleware at route.StageRateLimit. Probes are
+// exempt by their policy, whatever limiter is there.
+func ExampleReplace() {
+	gin.SetMode(gin.TestMode)
+
+	var mu sync.Mutex
+	used := map[string]int{}
+	twoEach := fx.Module("two-each", fx.Provide(route.AsMiddleware(func() []route.Middleware {
+		return []route.Middleware{{Name: "two-each", Stage: route.StageRateLimit, ForRoute: func(p route.Policy) gin.HandlerFunc {
+			if p.RateLimitExempt {
+				return nil
+			}
+			return func(c *gin.Context) {
+				mu.Lock()
+				used[c.ClientIP()]++
+				n := used[c.ClientIP()]
+				mu.Unlock()
+				if n > 2 {
+					problem.Abort(c, http.StatusTooManyRequests, "two requests each")
+				}
+			}
+		}}}
+	})))
+
+	var server *httpserver.Server
+	a := app.New(app.Replace("ratelimit", twoEach), apptest.Module, app.WithEnvironment(nil), fx.Populate(&server))
+	if err := a.Err(); err != nil {
+		log.Fatal(err)
+	}
+	for _, path := range []string{apptest.HelloPath, apptest.HelloPath, apptest.HelloPath, "/livez"} {
+		rec := httptest.NewRecorder()
+		server.APIHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		fmt.Println(path, rec.Code)
+	}
+	// Output:
+	// /apptest/hello 200
+	// /apptest/hello 200
+	// /apptest/hello 429
+	// /livez 200
 }

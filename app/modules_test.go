@@ -58,7 +58,11 @@ func TestWithoutAModuleNotInTheListListsTheModules(t *testing.T) {
 		if err == nil {
 			t.Fatalf("%v: the app built", opt)
 		}
-		for _, want := range []string{"no such module", "the modules are: telemetry, telemetry-client, httpserver, health, security, admission, ratelimit, example"} {
+		var names []string
+		for _, m := range app.Modules() {
+			names = append(names, m.Name)
+		}
+		for _, want := range []string{"no such module", "the modules are: " + strings.Join(names, ", ")} {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("%v: error %q, want it to say %q", opt, err, want)
 			}
@@ -108,8 +112,15 @@ func TestEachRemovableModuleCanGo(t *testing.T) {
 			}
 		}},
 	}
+	listed := map[string]bool{}
+	for _, m := range app.Modules() {
+		listed[m.Name] = true
+	}
 	for _, tt := range tests {
 		t.Run(tt.module, func(t *testing.T) {
+			if !listed[tt.module] {
+				t.Skipf("%s is not in app.Modules: already removed", tt.module) // in a copy without it
+			}
 			srv := build(t, app.Without(tt.module), app.WithEnvironment(tt.vars), pingModule())
 			ping := serve(t, srv, http.MethodGet, "/v1/ping")
 			body, _ := io.ReadAll(ping.Body)

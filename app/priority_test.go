@@ -7,11 +7,13 @@ import (
 	"testing"
 
 	"go.opentelemetry.io/otel/baggage"
+
+	"github.com/meshkit/meshkit/app/apptest"
 )
 
 // The class the admission stage gave a request travels to the upstream in
 // the baggage member "priority": an authenticated caller's X-Request-Priority
-// within the route's ceiling (high for the example routes), never an
+// within the route's ceiling (high for apptest's routes), never an
 // anonymous caller's ask, which is replaced by the route's class.
 func TestPriorityTravelsInBaggageToTheUpstream(t *testing.T) {
 	received := make(chan string, 1)
@@ -25,9 +27,8 @@ func TestPriorityTravelsInBaggageToTheUpstream(t *testing.T) {
 	}))
 	t.Cleanup(upstream.Close)
 	cfg := loopbackConfig()
-	cfg.Example.UpstreamURL = upstream.URL
-	token := withHMACAuth(t, &cfg)
-	a := startTracedApp(t, cfg)
+	token := withHMACAuth(t, cfg)
+	a := startTracedApp(t, cfg, apptest.WithUpstream(upstream.URL))
 
 	for _, tc := range []struct {
 		name   string
@@ -39,8 +40,8 @@ func TestPriorityTravelsInBaggageToTheUpstream(t *testing.T) {
 		{"authenticated, asking low", http.Header{"Authorization": {"Bearer " + token("alice")}, "X-Request-Priority": {"low"}}, "low"},
 		{"authenticated, with its caller's baggage", http.Header{"Authorization": {"Bearer " + token("alice")}, "Baggage": {"priority=low"}}, "low"},
 	} {
-		if got := a.get(t, a.api+"/v1/upstream", tc.header); got.status != http.StatusOK {
-			t.Fatalf("%s: GET /v1/upstream = %d %s", tc.name, got.status, got.body)
+		if got := a.get(t, a.api+apptest.UpstreamPath, tc.header); got.status != http.StatusOK {
+			t.Fatalf("%s: GET /apptest/upstream = %d %s", tc.name, got.status, got.body)
 		}
 		if got := <-received; got != tc.want {
 			t.Errorf("%s: the upstream received priority %q, want %q", tc.name, got, tc.want)
@@ -48,7 +49,7 @@ func TestPriorityTravelsInBaggageToTheUpstream(t *testing.T) {
 	}
 	// Anonymous callers are refused by auth here; the stage's own tests show
 	// their ask ignored and replaced (modules/ratelimit/admission).
-	if got := a.get(t, a.api+"/v1/upstream", http.Header{"X-Request-Priority": {"critical"}}); got.status != http.StatusUnauthorized {
+	if got := a.get(t, a.api+apptest.UpstreamPath, http.Header{"X-Request-Priority": {"critical"}}); got.status != http.StatusUnauthorized {
 		t.Errorf("anonymous: %d, want 401 with auth on", got.status)
 	}
 }

@@ -24,6 +24,8 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/meshkit/meshkit/app"
+	"github.com/meshkit/meshkit/app/apptest"
+	"github.com/meshkit/meshkit/internal/config"
 	"github.com/meshkit/meshkit/internal/devpki"
 	"github.com/meshkit/meshkit/internal/redistest"
 	"github.com/meshkit/meshkit/internal/route"
@@ -72,19 +74,25 @@ type tracedApp struct {
 	stopApp    func() error
 }
 
-// startTracedApp builds the default app with cfg and opts, its spans going
-// to an in-memory exporter, and starts it. It is stopped when the test ends,
+// startTracedApp builds the default app configured by env, apptest.Module (whose
+// routes the tests call) and opts, its spans going to an in-memory exporter,
+// and starts it. It is stopped when the test ends,
 // if the test has not stopped it.
-func startTracedApp(t *testing.T, cfg app.Config, opts ...fx.Option) *tracedApp {
+func startTracedApp(t *testing.T, env map[string]string, opts ...fx.Option) *tracedApp {
 	t.Helper()
 	// The sampler is OTEL_TRACES_SAMPLER's: the default (parentbased_always_on)
 	// whatever the environment says.
 	t.Setenv("OTEL_TRACES_SAMPLER", "")
 	t.Setenv("OTEL_TRACES_SAMPLER_ARG", "")
 	spans := &keptSpans{InMemoryExporter: tracetest.NewInMemoryExporter()}
-	var srv *httpserver.Server
+	var (
+		srv    *httpserver.Server
+		loaded *config.Loaded
+	)
 	a := app.New(append([]fx.Option{
-		app.WithConfig(cfg),
+		app.WithEnvironment(env),
+		fx.Populate(&loaded),
+		apptest.Module,
 		telemetry.WithSpanExporter(spans),
 		fx.Populate(&srv),
 	}, opts...)...)
@@ -104,7 +112,7 @@ func startTracedApp(t *testing.T, cfg app.Config, opts ...fx.Option) *tracedApp 
 		client: &http.Client{Transport: transport, Timeout: 30 * time.Second},
 		stopApp: func() error {
 			transport.CloseIdleConnections()
-			ctx, cancel := context.WithTimeout(context.Background(), app.StopTimeout(cfg))
+			ctx, cancel := context.WithTimeout(context.Background(), app.StopTimeout(loaded))
 			defer cancel()
 			return a.Stop(ctx)
 		},
@@ -248,15 +256,15 @@ func wantServerSpan(t *testing.T, s tracetest.SpanStub, route string, status int
 }
 
 // TestInboundTraceparentContinuesTheCallersTrace: a caller's traceparent (and
-// baggage) on GET /v1/hello gives a server span named by the route in the
+// baggage) on GET /apptest/hello gives a server span named by the route in the
 // caller's trace, child of the caller's span, and the answer's traceparent
 // names that server span.
 func TestInboundTraceparentContinuesTheCallersTrace(t *testing.T) {
 	a := startTracedApp(t, loopbackConfig())
 
-	got := a.get(t, a.api+"/v1/hello", callerHeader())
+	got := a.get(t, a.api+"/apptest/hello", callerHeader())
 	if got.status != http.StatusOK || got.body != helloBody {
-		t.Fatalf("GET /v1/hello = %d %s, want 200 %s", got.status, got.body, helloBody)
+		t.Fatalf("GET /apptest/hello = %d %s, want 200 %s", got.status, got.body, helloBody)
 	}
 	traceID, spanID := responseTrace(t, got)
 	if traceID != callerTraceID {
@@ -270,8 +278,8 @@ func TestInboundTraceparentContinuesTheCallersTrace(t *testing.T) {
 	}
 
 	spans := a.stoppedSpans(t)
-	server := onlySpan(t, spans, "GET /v1/hello")
-	wantServerSpan(t, server, "/v1/hello", http.StatusOK)
+	server := onlySpan(t, spans, "GET /apptest/hello")
+	wantServerSpan(t, server, "/apptest/hello", http.StatusOK)
 	if got := server.SpanContext.TraceID().String(); got != callerTraceID {
 		t.Errorf("the server span is in trace %s, want the caller's %s", got, callerTraceID)
 	}
@@ -286,7 +294,7 @@ func TestInboundTraceparentContinuesTheCallersTrace(t *testing.T) {
 	}
 }
 
-// TestUpstreamCallCarriesTheTraceAndBaggage: GET /v1/upstream calls the
+// TestUpstreamCallCarriesTheTraceAndBaggage: GET /apptest/upstream calls the
 // configured upstream with the instrumented client, which sends the caller's
 // trace (its own client span as the parent, child of the server span) and
 // the caller's baggage.
@@ -302,13 +310,11 @@ func TestUpstreamCallCarriesTheTraceAndBaggage(t *testing.T) {
 		_, _ = io.WriteString(w, "from upstream")
 	}))
 	t.Cleanup(upstream.Close) // after the app has stopped
-	cfg := loopbackConfig()
-	cfg.Example.UpstreamURL = upstream.URL + "/resource"
-	a := startTracedApp(t, cfg)
+	a := startTracedApp(t, loopbackConfig(), apptest.WithUpstream(upstream.URL+"/resource"))
 
-	got := a.get(t, a.api+"/v1/upstream", callerHeader())
+	got := a.get(t, a.api+"/apptest/upstream", callerHeader())
 	if got.status != http.StatusOK || got.body != "from upstream" {
-		t.Fatalf("GET /v1/upstream = %d %q, want 200 %q", got.status, got.body, "from upstream")
+		t.Fatalf("GET /apptest/upstream = %d %q, want 200 %q", got.status, got.body, "from upstream")
 	}
 	var up seen
 	select {
@@ -334,8 +340,8 @@ func TestUpstreamCallCarriesTheTraceAndBaggage(t *testing.T) {
 	}
 
 	spans := a.stoppedSpans(t)
-	server := onlySpan(t, spans, "GET /v1/upstream")
-	wantServerSpan(t, server, "/v1/upstream", http.StatusOK)
+	server := onlySpan(t, spans, "GET /apptest/upstream")
+	wantServerSpan(t, server, "/apptest/upstream", http.StatusOK)
 	if server.SpanContext.TraceID().String() != callerTraceID || server.Parent.SpanID().String() != callerSpanID {
 		t.Errorf("the server span is %s child of %s, want in trace %s child of %s",
 			server.SpanContext.TraceID(), server.Parent.SpanID(), callerTraceID, callerSpanID)
@@ -364,19 +370,20 @@ func TestUpstreamCallCarriesTheTraceAndBaggage(t *testing.T) {
 // arguments. The limiter's metrics say it decided through Redis.
 func TestRedisCallsAreSpansUnderTheServerSpan(t *testing.T) {
 	cfg := loopbackConfig()
-	cfg.RateLimit.Backend = ratelimit.BackendRedis
-	cfg.RateLimit.Redis.Addr = redistest.Addr(t)
-	cfg.RateLimit.Redis.KeyPrefix = "meshkit:test:" + t.Name() + ":" + rand.Text()[:8]
-	cfg.RateLimit.Redis.Timeout = time.Second // a busy machine under -race must not trip the failure mode
-	token := withHMACAuth(t, &cfg)
+	keyPrefix := "meshkit:test:" + t.Name() + ":" + rand.Text()[:8]
+	cfg["SERVICE_RATELIMIT_BACKEND"] = ratelimit.BackendRedis
+	cfg["SERVICE_REDIS_ADDR"] = redistest.Addr(t)
+	cfg["SERVICE_RATELIMIT_KEY_PREFIX"] = keyPrefix
+	cfg["SERVICE_REDIS_TIMEOUT"] = "1s" // a busy machine under -race must not trip the failure mode
+	token := withHMACAuth(t, cfg)
 	subject := "subject-" + rand.Text()
 	a := startTracedApp(t, cfg)
 
 	header := callerHeader()
 	header.Set("Authorization", "Bearer "+token(subject))
 	for range 2 { // the first verifies the token (charged through Redis too), the second finds it cached
-		if got := a.get(t, a.api+"/v1/hello", header); got.status != http.StatusOK || got.body != `{"message":"hello, `+subject+`"}` {
-			t.Fatalf("GET /v1/hello = %d %s, want 200 greeting %s", got.status, got.body, subject)
+		if got := a.get(t, a.api+"/apptest/hello", header); got.status != http.StatusOK || got.body != `{"message":"hello, `+subject+`"}` {
+			t.Fatalf("GET /apptest/hello = %d %s, want 200 greeting %s", got.status, got.body, subject)
 		}
 	}
 	waitForSeries(t, a, []series{
@@ -386,9 +393,9 @@ func TestRedisCallsAreSpansUnderTheServerSpan(t *testing.T) {
 	})
 
 	spans := a.stoppedSpans(t)
-	servers := spansNamed(spans, "GET /v1/hello")
+	servers := spansNamed(spans, "GET /apptest/hello")
 	if len(servers) != 2 {
-		t.Fatalf("%d spans named GET /v1/hello, want 2: %s", len(servers), spanList(spans))
+		t.Fatalf("%d spans named GET /apptest/hello, want 2: %s", len(servers), spanList(spans))
 	}
 	for i, server := range servers {
 		// The server span's child is the span of the Redis call that decided
@@ -416,21 +423,21 @@ func TestRedisCallsAreSpansUnderTheServerSpan(t *testing.T) {
 		for _, kv := range s.Attributes {
 			v := kv.Value.String()
 			if kv.Key == "db.statement" || kv.Key == "db.query.text" || strings.Contains(v, subject) ||
-				strings.Contains(v, "ip:127.0.0.1") || strings.Contains(v, cfg.RateLimit.Redis.KeyPrefix) {
+				strings.Contains(v, "ip:127.0.0.1") || strings.Contains(v, keyPrefix) {
 				t.Errorf("span %q (%s) has %s = %q: a command's arguments or the client's key", s.Name, s.InstrumentationScope.Name, kv.Key, v)
 			}
 		}
-		if strings.Contains(s.Name, subject) || strings.Contains(s.Name, cfg.RateLimit.Redis.KeyPrefix) {
+		if strings.Contains(s.Name, subject) || strings.Contains(s.Name, keyPrefix) {
 			t.Errorf("span named %q: a command's arguments or the client's key", s.Name)
 		}
 	}
 }
 
-// withHMACAuth turns bearer-token auth on in cfg with an HS256 secret and
+// withHMACAuth turns bearer-token auth on in env with an HS256 secret and
 // returns a maker of valid tokens for a subject.
-func withHMACAuth(t *testing.T, cfg *app.Config) func(subject string) string {
+func withHMACAuth(t *testing.T, env map[string]string) func(subject string) string {
 	secret := []byte(rand.Text() + rand.Text()) // 52 bytes
-	cfg.Security.Auth.HMACSecret = string(secret)
+	env["SERVICE_AUTH_HMAC_SECRET"] = string(secret)
 	return func(subject string) string {
 		t.Helper()
 		token, err := devpki.DevToken(secret, subject, "", "", time.Hour)
@@ -519,9 +526,9 @@ func TestMalformedTraceparentStartsANewTrace(t *testing.T) {
 	}
 	responseTraces := map[string]string{} // response trace ID -> malformed traceparent
 	for _, tp := range malformed {
-		got := a.get(t, a.api+"/v1/hello", http.Header{"Traceparent": {tp}, "Baggage": {callerBaggage}})
+		got := a.get(t, a.api+"/apptest/hello", http.Header{"Traceparent": {tp}, "Baggage": {callerBaggage}})
 		if got.status != http.StatusOK || got.body != helloBody {
-			t.Errorf("traceparent %q: GET /v1/hello = %d %s, want 200 %s", tp, got.status, got.body, helloBody)
+			t.Errorf("traceparent %q: GET /apptest/hello = %d %s, want 200 %s", tp, got.status, got.body, helloBody)
 			continue
 		}
 		traceID, _ := responseTrace(t, got)
@@ -535,9 +542,9 @@ func TestMalformedTraceparentStartsANewTrace(t *testing.T) {
 	}
 
 	spans := a.stoppedSpans(t)
-	servers := spansNamed(spans, "GET /v1/hello")
+	servers := spansNamed(spans, "GET /apptest/hello")
 	if len(servers) != len(malformed) {
-		t.Fatalf("%d spans named GET /v1/hello, want %d: %s", len(servers), len(malformed), spanList(spans))
+		t.Fatalf("%d spans named GET /apptest/hello, want %d: %s", len(servers), len(malformed), spanList(spans))
 	}
 	for _, s := range servers {
 		tp, ok := responseTraces[s.SpanContext.TraceID().String()]
@@ -547,7 +554,7 @@ func TestMalformedTraceparentStartsANewTrace(t *testing.T) {
 		if s.Parent.IsValid() {
 			t.Errorf("traceparent %q: the server span has the parent %s, want a new trace's root", tp, s.Parent.SpanID())
 		}
-		wantServerSpan(t, s, "/v1/hello", http.StatusOK)
+		wantServerSpan(t, s, "/apptest/hello", http.StatusOK)
 	}
 }
 
@@ -556,9 +563,10 @@ func TestMalformedTraceparentStartsANewTrace(t *testing.T) {
 // method and status, the rate limiter's decisions and the auth failures by
 // reason, and no label carries a raw path or a client's identity.
 func TestMetricsShowEachModuleAfterTraffic(t *testing.T) {
+	const burst = 5
 	cfg := loopbackConfig()
-	cfg.RateLimit.Rate, cfg.RateLimit.Period, cfg.RateLimit.Burst = 1, time.Hour, 5
-	token := withHMACAuth(t, &cfg)
+	cfg["SERVICE_RATELIMIT_RATE"], cfg["SERVICE_RATELIMIT_PERIOD"], cfg["SERVICE_RATELIMIT_BURST"] = "1", "1h", strconv.Itoa(burst)
+	token := withHMACAuth(t, cfg)
 	a := startTracedApp(t, cfg, fx.Provide(route.AsRoutes(itemRoutes)))
 
 	// Two callers, each with a bucket of 5. (The signature checks of their
@@ -577,17 +585,17 @@ func TestMetricsShowEachModuleAfterTraffic(t *testing.T) {
 		status int
 	}
 	calls := []call{
-		{"/v1/hello", bearer(badToken), http.StatusUnauthorized},
-		{"/v1/hello", nil, http.StatusUnauthorized},
-		{"/v1/hello", http.Header{"Authorization": {"Basic YWxpY2U6c2VjcmV0"}}, http.StatusUnauthorized},
+		{"/apptest/hello", bearer(badToken), http.StatusUnauthorized},
+		{"/apptest/hello", nil, http.StatusUnauthorized},
+		{"/apptest/hello", http.Header{"Authorization": {"Basic YWxpY2U6c2VjcmV0"}}, http.StatusUnauthorized},
 		{"/v1/items/12345-unique", bearer(bobToken), http.StatusOK},
 		{"/v1/no-such-path-67890", bearer(bobToken), http.StatusNotFound},
 		{"/v1/panic", bearer(bobToken), http.StatusInternalServerError},
 	}
-	for range cfg.RateLimit.Burst {
-		calls = append(calls, call{"/v1/hello", bearer(aliceToken), http.StatusOK})
+	for range burst {
+		calls = append(calls, call{"/apptest/hello", bearer(aliceToken), http.StatusOK})
 	}
-	calls = append(calls, call{"/v1/hello", bearer(aliceToken), http.StatusTooManyRequests})
+	calls = append(calls, call{"/apptest/hello", bearer(aliceToken), http.StatusTooManyRequests})
 	for _, c := range calls {
 		if got := a.get(t, a.api+c.path, c.header); got.status != c.status {
 			t.Fatalf("GET %s = %d %s, want %d", c.path, got.status, got.body, c.status)
@@ -604,10 +612,10 @@ func TestMetricsShowEachModuleAfterTraffic(t *testing.T) {
 	}
 	const duration = "http_server_request_duration_seconds"
 	body := waitForSeries(t, a, []series{
-		{duration + "_bucket", with(get, "http_route", "/v1/hello", "http_response_status_code", "200", "le", "+Inf"), "5"},
-		{duration + "_count", with(get, "http_route", "/v1/hello", "http_response_status_code", "200"), "5"},
-		{duration + "_count", with(get, "http_route", "/v1/hello", "http_response_status_code", "429"), "1"},
-		{duration + "_count", with(get, "http_route", "/v1/hello", "http_response_status_code", "401"), "3"},
+		{duration + "_bucket", with(get, "http_route", "/apptest/hello", "http_response_status_code", "200", "le", "+Inf"), "5"},
+		{duration + "_count", with(get, "http_route", "/apptest/hello", "http_response_status_code", "200"), "5"},
+		{duration + "_count", with(get, "http_route", "/apptest/hello", "http_response_status_code", "429"), "1"},
+		{duration + "_count", with(get, "http_route", "/apptest/hello", "http_response_status_code", "401"), "3"},
 		{duration + "_count", with(get, "http_route", "/v1/items/:id", "http_response_status_code", "200"), "1"},
 		{duration + "_count", with(get, "http_route", "/v1/panic", "http_response_status_code", "500", "error_type", "500"), "1"},
 		{duration + "_count", with(get, "http_response_status_code", "404"), "1"},

@@ -11,9 +11,9 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.uber.org/fx"
 
+	"github.com/meshkit/meshkit/app/apptest/hellobench"
 	"github.com/meshkit/meshkit/bench"
 	"github.com/meshkit/meshkit/internal/benchstat"
-	"github.com/meshkit/meshkit/internal/benchstat/hellobench"
 )
 
 // BenchmarkPeersLoopback measures bare gin, the naive stack and the default

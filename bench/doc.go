@@ -4,7 +4,8 @@
 // github.com/meshkit/meshkit with the working tree above it, so it measures
 // the code beside it.
 //
-// BenchmarkPeersLoopback calls GET /v1/hello over loopback HTTP/1.1 with
+// BenchmarkPeersLoopback calls GET /apptest/hello (app/apptest/hellobench's
+// route, the example module's GET /v1/hello alike) over loopback HTTP/1.1 with
 // keep-alive from GOMAXPROCS goroutines on three peers in the same run,
 // alternately (the order turns by one peer a round): bare gin, the naive
 // stack (NewNaive), and the default meshkit app, started as

@@ -19,7 +19,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"golang.org/x/time/rate"
 
-	"github.com/meshkit/meshkit/internal/benchstat/hellobench"
+	"github.com/meshkit/meshkit/app/apptest"
+	"github.com/meshkit/meshkit/app/apptest/hellobench"
 )
 
 // Naive is the stack that issue 5 measured at about 0.42x bare gin's
@@ -104,7 +105,7 @@ func NewNaive(sampler sdktrace.Sampler, exporter sdktrace.SpanExporter) (*Naive,
 			c.Next()
 		},
 	)
-	engine.GET(hellobench.Path, hellobench.Hello)
+	engine.GET(hellobench.Path, apptest.Hello)
 	return &Naive{Handler: engine, Registry: reg, tracerProvider: tp, meterProvider: mp, limiters: limiters}, nil
 }
 

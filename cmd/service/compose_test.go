@@ -19,7 +19,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/meshkit/meshkit/internal/confignames"
+	"github.com/meshkit/meshkit/app/apptest/confignames"
 	"github.com/meshkit/meshkit/internal/redistest"
 )
 
@@ -220,6 +220,11 @@ func TestComposeTopologyNatively(t *testing.T) {
 		}
 	}
 
+	// The compose file's client container calls GET /v1/hello, the example
+	// module's; the binary here calls apptest.Module's GET /apptest/hello,
+	// which answers alike (same policy, same body), so that the test holds
+	// without the example module.
+	//
 	// One client identity, the replicas in turn, until both refuse: two
 	// buckets would admit 2 x burst; one shared bucket admits burst plus
 	// what refills meanwhile, and each answer's remaining count continues
@@ -231,9 +236,9 @@ func TestComposeTopologyNatively(t *testing.T) {
 	began := time.Now()
 	for i := 0; i < 4*burst && slices.Contains(limited, false); i++ {
 		s := replicas[i%len(replicas)]
-		r := fetch(client, localhostURL(t, s.apiAddr, "/v1/hello"))
+		r := fetch(client, localhostURL(t, s.apiAddr, "/apptest/hello"))
 		if r.err != nil {
-			t.Fatalf("GET /v1/hello over mutual TLS from %s: %v", composeReplicas[i%len(replicas)], r.err)
+			t.Fatalf("GET /apptest/hello over mutual TLS from %s: %v", composeReplicas[i%len(replicas)], r.err)
 		}
 		field := r.header.Get("RateLimit")
 		answers = append(answers, composeReplicas[i%len(replicas)]+": "+strconv.Itoa(r.status)+" "+field)
@@ -276,10 +281,10 @@ func TestComposeTopologyNatively(t *testing.T) {
 	wantService := envA["OTEL_SERVICE_NAME"]
 	if !pollUntil(15*time.Second, func() bool {
 		spans, services := receiver.seen()
-		return slices.Contains(spans, "GET /v1/hello") && slices.Contains(services, wantService)
+		return slices.Contains(spans, "GET /apptest/hello") && slices.Contains(services, wantService)
 	}) {
 		spans, services := receiver.seen()
-		t.Errorf("the OTLP receiver got spans %q of services %q, want GET /v1/hello of %q", spans, services, wantService)
+		t.Errorf("the OTLP receiver got spans %q of services %q, want GET /apptest/hello of %q", spans, services, wantService)
 	}
 }
 
@@ -388,30 +393,30 @@ func TestDashboardQueriesOnlyExportedMetrics(t *testing.T) {
 	s := startService(t, redisEnv(t, "SERVICE_REDIS_ADDR="+redistest.Addr(t),
 		"SERVICE_RATELIMIT_BURST=3", "SERVICE_RATELIMIT_RATE=1", "SERVICE_RATELIMIT_PERIOD=1m",
 		"SERVICE_OVERLOAD_MAX_INFLIGHT=1", "SERVICE_OVERLOAD_QUEUE_SIZE=0",
-		"SERVICE_EXAMPLE_UPSTREAM_URL="+upstream.URL))
+		"SERVICE_APPTEST_UPSTREAM_URL="+upstream.URL))
 	client := newClient(t)
 
-	if r := mustGet(t, client, s.apiURL("/v1/hello")); r.status != http.StatusOK {
-		t.Fatalf("GET /v1/hello: %s, want 200", r)
+	if r := mustGet(t, client, s.apiURL("/apptest/hello")); r.status != http.StatusOK {
+		t.Fatalf("GET /apptest/hello: %s, want 200", r)
 	}
 	// The one admission slot held by a call to the slow upstream: the next
 	// request is shed.
 	var wg sync.WaitGroup
 	var slow response
-	wg.Go(func() { slow = fetch(client, s.apiURL("/v1/upstream")) })
+	wg.Go(func() { slow = fetch(client, s.apiURL("/apptest/upstream")) })
 	upstream.waitForRequests(t, 1, requestTimeout)
-	shed := mustGet(t, client, s.apiURL("/v1/hello"))
+	shed := mustGet(t, client, s.apiURL("/apptest/hello"))
 	wg.Wait()
 	if shed.status != http.StatusServiceUnavailable || slow.status != http.StatusOK {
-		t.Fatalf("GET /v1/hello while /v1/upstream held the only slot: %s, want 503 (and the upstream call 200: %s)", shed, slow)
+		t.Fatalf("GET /apptest/hello while /apptest/upstream held the only slot: %s, want 503 (and the upstream call 200: %s)", shed, slow)
 	}
 	// The bucket of 3 has had two: the third is the last.
 	statuses := map[int]int{}
 	for range 3 {
-		statuses[mustGet(t, client, s.apiURL("/v1/hello")).status]++
+		statuses[mustGet(t, client, s.apiURL("/apptest/hello")).status]++
 	}
 	if statuses[http.StatusOK] != 1 || statuses[http.StatusTooManyRequests] != 2 {
-		t.Fatalf("three more GET /v1/hello: %v, want one 200 and two 429", statuses)
+		t.Fatalf("three more GET /apptest/hello: %v, want one 200 and two 429", statuses)
 	}
 
 	metrics := mustGet(t, client, s.adminURL("/metrics"))

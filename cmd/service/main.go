@@ -103,7 +103,7 @@ func reportStartError(name string, err error, stderr io.Writer) {
 func serve(src config.Source, stderr io.Writer) int {
 	gin.SetMode(gin.ReleaseMode)
 	var loaded *config.Loaded
-	a := app.New(append(modules(), app.WithConfigSource(src), fx.Populate(&loaded))...)
+	a := app.New(append(modules(), testModules(), app.WithConfigSource(src), fx.Populate(&loaded))...)
 	if err := a.Err(); err != nil {
 		reportStartError("service", err, stderr)
 		return 1

@@ -66,8 +66,8 @@ func TestBuiltServiceExportsSpansOverOTLP(t *testing.T) {
 	s := startService(t, loopbackEnv("OTEL_EXPORTER_OTLP_ENDPOINT="+receiver.URL, "OTEL_SERVICE_NAME=otlp-test"))
 	client := newClient(t)
 	for range 3 {
-		if r := fetch(client, s.apiURL("/v1/hello")); r.status != http.StatusOK {
-			t.Fatalf("GET /v1/hello: %s", r)
+		if r := fetch(client, s.apiURL("/apptest/hello")); r.status != http.StatusOK {
+			t.Fatalf("GET /apptest/hello: %s", r)
 		}
 	}
 	if r := fetch(client, s.apiURL("/livez")); r.status != http.StatusOK {
@@ -82,7 +82,7 @@ func TestBuiltServiceExportsSpansOverOTLP(t *testing.T) {
 		spans, services := receiver.seen()
 		hello := 0
 		for _, name := range spans {
-			if name == "GET /v1/hello" {
+			if name == "GET /apptest/hello" {
 				hello++
 			}
 			if name == "GET /livez" {
@@ -98,7 +98,7 @@ func TestBuiltServiceExportsSpansOverOTLP(t *testing.T) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the receiver got spans %v, want three named GET /v1/hello", spans)
+			t.Fatalf("the receiver got spans %v, want three named GET /apptest/hello", spans)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/meshkit/meshkit/internal/devpki"
 )
 
-// The overload test's service: its handler (GET /v1/upstream) calls an
+// The overload test's service: its handler (GET /apptest/upstream) calls an
 // upstream of known capacity, upstreamSlots requests at a time, each for
 // upstreamCost; more wait for a slot. Its capacity is slots/cost = 100
 // requests per second: little CPU, so that the load generator under the race
@@ -280,7 +280,7 @@ func TestOverloadShedsLowPriorityFirst(t *testing.T) {
 
 // startOverloadService starts the binary before a bounded upstream, with
 // auth on (so the callers' priority counts), no rate limit in the way and
-// env, and returns it with a client of its GET /v1/upstream.
+// env, and returns it with a client of its GET /apptest/upstream.
 func startOverloadService(t *testing.T, env ...string) (*service, *overloadClient) {
 	secret := []byte("overload-test-secret-0123456789abcdef")
 	token := func(subject string) string {
@@ -292,7 +292,7 @@ func startOverloadService(t *testing.T, env ...string) (*service, *overloadClien
 	}
 	up := boundedUpstream(t)
 	s := startService(t, loopbackEnv(append([]string{
-		"SERVICE_EXAMPLE_UPSTREAM_URL=" + up.URL,
+		"SERVICE_APPTEST_UPSTREAM_URL=" + up.URL,
 		"SERVICE_AUTH_HMAC_SECRET=" + string(secret),
 		"SERVICE_RATELIMIT_RATE=1000000", "SERVICE_RATELIMIT_BURST=1000000", "SERVICE_RATELIMIT_PERIOD=1s",
 	}, env...)...))
@@ -300,7 +300,7 @@ func startOverloadService(t *testing.T, env ...string) (*service, *overloadClien
 	t.Cleanup(transport.CloseIdleConnections)
 	return s, &overloadClient{
 		client:    &http.Client{Transport: transport, Timeout: requestTimeout},
-		url:       s.apiURL("/v1/upstream"),
+		url:       s.apiURL("/apptest/upstream"),
 		highToken: token("high-priority-caller"),
 		lowToken:  token("low-priority-caller"),
 	}

@@ -66,7 +66,7 @@ func checkSharedLimit(t *testing.T, env []string) {
 		for range callersPerReplica {
 			wg.Go(func() {
 				for time.Since(began) < duration {
-					r := fetch(client, s.apiURL("/v1/hello"))
+					r := fetch(client, s.apiURL("/apptest/hello"))
 					mu.Lock()
 					statuses[r.status]++
 					if (r.status != http.StatusOK && r.status != http.StatusTooManyRequests) || r.header.Get("RateLimit") == "" {
@@ -152,7 +152,7 @@ func TestRedisOutageFollowsTheFailureMode(t *testing.T) {
 				t.Fatalf("before the outage the mode is %q, want redis", mode)
 			}
 
-			load := startLoad(client, s.apiURL("/v1/hello"), 8)
+			load := startLoad(client, s.apiURL("/apptest/hello"), 8)
 			time.Sleep(300 * time.Millisecond) // steady load through Redis
 			if tt.hung {
 				redis.Pause()

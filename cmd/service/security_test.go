@@ -14,6 +14,8 @@ import (
 // TestServiceWithDevCertificatesAndATokenAsTheREADMEShows follows the
 // README: `service devcerts`, the environment it prints, and a token from
 // `service devtoken`; the built binary serves mutual TLS plus bearer tokens.
+// The README calls the example module's GET /v1/hello; the test calls
+// apptest.Module's GET /apptest/hello, which greets the token's subject alike.
 func TestServiceWithDevCertificatesAndATokenAsTheREADMEShows(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "certs")
 	if r := runService(t, cleanEnv(), "devcerts", "-dir", dir); r.exitCode != 0 {
@@ -48,10 +50,10 @@ func TestServiceWithDevCertificatesAndATokenAsTheREADMEShows(t *testing.T) {
 	t.Cleanup(transport.CloseIdleConnections)
 	client := &http.Client{Transport: transport, Timeout: requestTimeout}
 	_, port, _ := net.SplitHostPort(s.apiAddr)
-	hello := "https://localhost:" + port + "/v1/hello"
+	hello := "https://localhost:" + port + "/apptest/hello"
 
 	if r := fetch(client, hello, "Authorization", "Bearer "+token); r.err != nil || r.status != 200 || r.body != `{"message":"hello, alice"}` {
-		t.Errorf("GET /v1/hello with the client certificate and the token: %s", r)
+		t.Errorf("GET /apptest/hello with the client certificate and the token: %s", r)
 	}
 	if r := fetch(client, hello); r.status != 401 || !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Bearer") {
 		t.Errorf("without the token: %s (WWW-Authenticate %q), want 401 with a Bearer challenge", r, r.header.Get("WWW-Authenticate"))

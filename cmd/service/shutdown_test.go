@@ -23,7 +23,7 @@ const helloBody = `{"message":"hello, world"}`
 // connections alive for as long as the server lets them, and a load balancer
 // that sends new connections elsewhere once readiness has failed for a
 // while (the endpoint's removal reaching every node). Its clients hold a
-// connection each and loop GET /v1/hello on it; on SIGTERM /readyz must turn
+// connection each and loop GET /apptest/hello on it; on SIGTERM /readyz must turn
 // 503 while they go on being served, each response must close its connection
 // (Connection: close), and a client that needs a new connection must get one
 // until the endpoint is removed, halfway through the drain delay here. Then
@@ -52,7 +52,7 @@ func TestSIGTERMLosesNoRequest(t *testing.T) {
 	svc := startService(t, loopbackEnv(
 		"SERVICE_SHUTDOWN_DRAIN_DELAY="+drainDelay.String(),
 		"SERVICE_SHUTDOWN_TIMEOUT="+shutdownTimeout.String(),
-		"SERVICE_EXAMPLE_UPSTREAM_URL="+upstream.URL,
+		"SERVICE_APPTEST_UPSTREAM_URL="+upstream.URL,
 		// All the clients are one address to the limiter: room for them all.
 		"SERVICE_RATELIMIT_RATE=1000000", "SERVICE_RATELIMIT_PERIOD=1s", "SERVICE_RATELIMIT_BURST=1000000",
 	))
@@ -62,7 +62,7 @@ func TestSIGTERMLosesNoRequest(t *testing.T) {
 		go func() {
 			c := &rawClient{addr: svc.apiAddr}
 			defer c.close()
-			slow <- c.get("/v1/upstream")
+			slow <- c.get("/apptest/upstream")
 		}()
 	}
 	upstream.waitForRequests(t, slowRequests, requestTimeout)
@@ -86,7 +86,7 @@ func TestSIGTERMLosesNoRequest(t *testing.T) {
 	for i := range late {
 		late[i] = &rawClient{addr: svc.apiAddr}
 		defer late[i].close()
-		if lateStarted[i] = late[i].start("/v1/hello"); lateStarted[i].err != nil {
+		if lateStarted[i] = late[i].start("/apptest/hello"); lateStarted[i].err != nil {
 			t.Fatalf("late request %d: %v", i+1, lateStarted[i].err)
 		}
 	}
@@ -127,7 +127,7 @@ func TestSIGTERMLosesNoRequest(t *testing.T) {
 		t.Errorf("request lost: %s", e.describe(signalled))
 	}
 	if report.whileNotReady == 0 {
-		t.Errorf("no GET /v1/hello was answered 200 while /readyz answered 503: the API must go on serving during the drain delay")
+		t.Errorf("no GET /apptest/hello was answered 200 while /readyz answered 503: the API must go on serving during the drain delay")
 	}
 	if report.closeBeforeSignal > 0 {
 		t.Errorf("%d responses said Connection: close before SIGTERM, want keep-alive until then", report.closeBeforeSignal)
@@ -151,7 +151,7 @@ func TestSIGTERMLosesNoRequest(t *testing.T) {
 	}
 }
 
-// loadClient loops GET /v1/hello on a kept-alive connection of its own,
+// loadClient loops GET /apptest/hello on a kept-alive connection of its own,
 // dialing a new one when the server closed the last, until stop is closed; it
 // opens no new connection once removed is set. It returns every exchange.
 func loadClient(addr string, removed *atomic.Bool, stop <-chan struct{}) []exchange {
@@ -167,7 +167,7 @@ func loadClient(addr string, removed *atomic.Bool, stop <-chan struct{}) []excha
 		if c.conn == nil && removed.Load() {
 			return done
 		}
-		done = append(done, c.get("/v1/hello"))
+		done = append(done, c.get("/apptest/hello"))
 	}
 }
 
@@ -411,8 +411,8 @@ func TestStartsAndServesWithRedisDown(t *testing.T) {
 				t.Errorf("live %s after start with Redis down, want within %s", took.Round(time.Millisecond), startBound)
 			}
 			for i := range 5 { // enough failed Redis calls to open the limiter's breaker
-				if r := mustGet(t, client, svc.apiURL("/v1/hello")); r.status != http.StatusOK {
-					t.Fatalf("GET /v1/hello %d with Redis down = %s, want 200 (failure mode local)", i+1, r)
+				if r := mustGet(t, client, svc.apiURL("/apptest/hello")); r.status != http.StatusOK {
+					t.Fatalf("GET /apptest/hello %d with Redis down = %s, want 200 (failure mode local)", i+1, r)
 				}
 			}
 

@@ -21,8 +21,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/meshkit/meshkit/app"
+	"github.com/meshkit/meshkit/app/apptest/confignames"
 	"github.com/meshkit/meshkit/internal/config"
-	"github.com/meshkit/meshkit/internal/confignames"
 	"github.com/meshkit/meshkit/modules/health"
 	"github.com/meshkit/meshkit/modules/httpserver"
 )

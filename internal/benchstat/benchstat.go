@@ -4,10 +4,10 @@
 // section 4), and the loopback harness of the HTTP comparisons (a plain
 // server, a keep-alive client, callers in parallel, the answer checked).
 //
-// The peers of the GET /v1/hello comparisons themselves (bare gin, the
-// default app, the sampling cases) are in the hellobench package below this
-// one, which imports the app; this package imports nothing of meshkit's, so
-// that any package's tests can use it.
+// The peers of the hello comparisons themselves (bare gin, the default app,
+// the sampling cases) are in app/apptest/hellobench, which imports the app;
+// this package imports nothing of meshkit's, so that any package's tests can
+// use it.
 package benchstat
 
 import (

@@ -193,8 +193,9 @@ func TestConfigValidate(t *testing.T) {
 	for url, ok := range map[string]bool{
 		"": true, "http://up:8080/x": true, "https://up": true, "ftp://up": false, "up:8080": false, "http://": false,
 	} {
-		if err := (example.Config{UpstreamURL: url}).Validate(); (err == nil) != ok {
-			t.Errorf("UpstreamURL %q: Validate = %v", url, err)
+		err := (example.Config{UpstreamURL: url}).Validate()
+		if (err == nil) != ok || (err != nil && !strings.Contains(err.Error(), "SERVICE_EXAMPLE_UPSTREAM_URL")) {
+			t.Errorf("UpstreamURL %q: Validate = %v, want an error naming SERVICE_EXAMPLE_UPSTREAM_URL: %v", url, err, !ok)
 		}
 	}
 }

@@ -3,7 +3,7 @@ package confignames_test
 import (
 	"testing"
 
-	"github.com/meshkit/meshkit/internal/confignames"
+	"github.com/meshkit/meshkit/app/apptest/confignames"
 )
 
 // TestServiceFindsNestedSections guards the reflection: a name from the

@@ -1,15 +1,16 @@
-// Package hellobench holds the peers that the GET /v1/hello benchmarks of the
-// app package and of the bench module share: the route's path and answer,
-// bare gin with that one route, the default app started as those benchmarks
-// start it, and the sampling cases they run under. The harness (alternating
-// rounds, loopback server and client) is benchstat's.
+// Package hellobench holds the peers that the hello benchmarks of the app
+// package and of the bench module share: the route's path and answer (GET
+// /apptest/hello of apptest.Module, which the example module's GET /v1/hello
+// answers alike), bare gin with that one route, the default app with
+// apptest.Module started as those benchmarks start it, and the sampling
+// cases they run under. The harness (alternating rounds, loopback server and
+// client) is internal/benchstat's.
 package hellobench
 
 import (
 	"context"
 	"io"
 	"log/slog"
-	"net/http"
 	"testing"
 
 	"github.com/gin-gonic/gin"
@@ -17,29 +18,24 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/meshkit/meshkit/app"
+	"github.com/meshkit/meshkit/app/apptest"
 	"github.com/meshkit/meshkit/internal/benchstat"
-	"github.com/meshkit/meshkit/modules/example"
 	"github.com/meshkit/meshkit/modules/httpserver"
 	"github.com/meshkit/meshkit/modules/telemetry"
 )
 
-// Path is the route every peer serves, and Body its answer (the example
-// module's).
+// Path is the route every peer serves, and Body its answer to an anonymous
+// caller.
 const (
-	Path = "/v1/hello"
+	Path = apptest.HelloPath
 	Body = `{"message":"hello, world"}`
 )
-
-// Hello answers Body as the example module does.
-func Hello(c *gin.Context) {
-	c.JSON(http.StatusOK, example.Message{Message: "hello, world"})
-}
 
 // BareGin is a gin engine, in release mode, with nothing but GET Path.
 func BareGin() *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	engine := gin.New()
-	engine.GET(Path, Hello)
+	engine.GET(Path, apptest.Hello)
 	return engine
 }
 
@@ -56,8 +52,9 @@ func Environment() map[string]string {
 	}
 }
 
-// newApp builds the default app on Environment, with opts after the benchmark's
-// own, in gin's release mode. Its logger is the configured one, writing to
+// newApp builds the default app with apptest.Module on Environment, with opts
+// after the benchmark's own, in gin's release mode. Its logger is the
+// configured one, writing to
 // io.Discard so that start-up lines stay out of the results.
 func newApp(tb testing.TB, opts ...fx.Option) (*fx.App, *httpserver.Server) {
 	tb.Helper()
@@ -65,6 +62,7 @@ func newApp(tb testing.TB, opts ...fx.Option) (*fx.App, *httpserver.Server) {
 	var srv *httpserver.Server
 	a := app.New(append([]fx.Option{
 		app.WithEnvironment(Environment()),
+		apptest.Module,
 		fx.Decorate(func(cfg telemetry.Config) (*slog.Logger, error) {
 			return telemetry.NewLogger(cfg, io.Discard)
 		}),
@@ -105,9 +103,11 @@ type Sampling struct {
 
 // Samplings are the cases the benchmarks run: every request sampled
 // (always_on), and 1% (parentbased_traceidratio with 0.01).
-var Samplings = []Sampling{
-	{Name: "sampled=100%", Sampler: "always_on", Fraction: 1},
-	{Name: "sampled=1%", Sampler: "parentbased_traceidratio", Arg: "0.01", Fraction: 0.01},
+func Samplings() []Sampling {
+	return []Sampling{
+		{Name: "sampled=100%", Sampler: "always_on", Fraction: 1},
+		{Name: "sampled=1%", Sampler: "parentbased_traceidratio", Arg: "0.01", Fraction: 0.01},
+	}
 }
 
 // TraceSampler is the SDK sampler that the app's variables choose, for a
@@ -125,7 +125,7 @@ func (s Sampling) TraceSampler() sdktrace.Sampler {
 // (telemetry.WithSpanExporter), so that ending and exporting a span is paid
 // for as in production.
 func ForEachSampling(b *testing.B, bench func(b *testing.B, s Sampling, opts ...fx.Option)) {
-	for _, s := range Samplings {
+	for _, s := range Samplings() {
 		b.Run(s.Name, func(b *testing.B) {
 			b.Setenv("OTEL_TRACES_SAMPLER", s.Sampler)
 			b.Setenv("OTEL_TRACES_SAMPLER_ARG", s.Arg)
