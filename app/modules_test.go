@@ -135,7 +135,7 @@ func TestEachRemovableModuleCanGo(t *testing.T) {
 // TestProductionWithoutSecurityRefusesToStart: the refusal does not depend on
 // the security module being there to say so.
 func TestProductionWithoutSecurityRefusesToStart(t *testing.T) {
-	a := app.New(app.Without("security"), fx.NopLogger, app.WithEnvironment(map[string]string{
+	a := app.New(app.Without("security"), pingModule(), fx.NopLogger, app.WithEnvironment(map[string]string{
 		"SERVICE_ENV": "production", "SERVICE_AUTH_HMAC_SECRET": strings.Repeat("k", 32),
 	}))
 	if err := a.Err(); !errors.Is(err, httpserver.ErrUnauthenticated) {

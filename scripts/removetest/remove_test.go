@@ -15,12 +15,14 @@ import (
 
 // TestRemovingTheExampleModuleLeavesEverythingGreen does what "Make it
 // yours" tells a team that does not want the example: delete the folder
-// modules/example and the lines of app/ and cmd/ (not their tests) that name
-// it. Then the whole copy builds and vets, and the tests of app/, cmd/ and
+// modules/example, the lines of app/ and cmd/ (not their tests) that name
+// it, and the rows of its settings in docs/CONFIGURATION.md (the reference's
+// test names them otherwise). Then the whole copy builds and vets, and the tests of app/, cmd/ and
 // modules/ pass: none of them needs the example's routes.
 func TestRemovingTheExampleModuleLeavesEverythingGreen(t *testing.T) {
 	scratch.SkipInCopy(t)
 	dir := copyWithout(t, "example")
+	dropRows(t, filepath.Join(dir, "docs", "CONFIGURATION.md"), "SERVICE_EXAMPLE_")
 	scratch.Run(t, dir, "go", "build", "./...")
 	scratch.Run(t, dir, "go", "vet", "./...")
 	out := scratch.Run(t, dir, "go", "test", "-count=1", "./app/...", "./cmd/...", "./modules/...")
@@ -92,4 +94,25 @@ func copyWithout(t *testing.T, name string) string {
 		t.Fatalf("no line of app/ or cmd/ names the module %s: is it still in the list?", name)
 	}
 	return dir
+}
+
+// dropRows deletes the table rows of the markdown file path that document a
+// variable starting with prefix.
+func dropRows(t *testing.T, path, prefix string) {
+	t.Helper()
+	var kept []string
+	dropped := 0
+	for line := range strings.SplitSeq(scratch.Read(t, path), "\n") {
+		if strings.HasPrefix(line, "| `"+prefix) {
+			dropped++
+			continue
+		}
+		kept = append(kept, line)
+	}
+	if dropped == 0 {
+		t.Fatalf("%s documents no %s* variable", path, prefix)
+	}
+	if err := os.WriteFile(path, []byte(strings.Join(kept, "\n")), 0o600); err != nil { //nolint:gosec // G703: a file of the scratch copy
+		t.Fatal(err)
+	}
 }
