@@ -40,27 +40,40 @@ func Modules() []Module {
 }
 
 // Without removes the module name from the app, e.g. app.Without("example").
-// Pass it to [New] or [Options] directly: inside an fx.Options group it
-// would do nothing.
+// Pass it to [New] or [Options] directly: anywhere else (fx.New, inside
+// fx.Options) it is an error, never silently nothing.
 func Without(name string) fx.Option {
-	return moduleEdit{Option: fx.Options(), name: name}
+	return newModuleEdit(name, nil)
 }
 
 // Replace puts m in place of the module name, e.g.
 // app.Replace("ratelimit", mylimiter.Module): m must provide what the other
 // modules take from the one it replaces (for the rate limiter, its stage in
 // the middleware group, and an attempt.Charger if the security stage should
-// charge bad tokens to the caller). Pass it to [New] or [Options] directly.
+// charge bad tokens to the caller). Pass it to [New] or [Options] directly,
+// like [Without].
 func Replace(name string, m fx.Option) fx.Option {
-	return moduleEdit{Option: fx.Options(), name: name, replacement: m}
+	return newModuleEdit(name, m)
 }
 
-// moduleEdit is an option that changes the list of modules. Its embedded
-// Option does nothing: compose reads the edit, and Fx never sees it.
+// errEditOutsideApp is what a module edit does when Fx itself applies it:
+// compose takes the edits New and Options are given out of the options, so
+// Fx sees one only when it was passed somewhere else.
+var errEditOutsideApp = errors.New("pass it to app.New or app.Options directly, not to fx.New or inside fx.Options, where it cannot change the list of modules")
+
+// moduleEdit is an option that changes the list of modules. compose reads
+// the edit; its embedded Option, an fx.Error, is applied only if Fx gets the
+// edit, which then fails the app instead of doing nothing.
 type moduleEdit struct {
 	fx.Option
 	name        string
 	replacement fx.Option // nil: remove the module
+}
+
+func newModuleEdit(name string, replacement fx.Option) moduleEdit {
+	e := moduleEdit{name: name, replacement: replacement}
+	e.Option = fx.Error(fmt.Errorf("%s: %w", e, errEditOutsideApp))
+	return e
 }
 
 func (e moduleEdit) String() string {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"go.uber.org/fx"
+	"go.uber.org/fx/fxtest"
 
 	"github.com/meshkit/meshkit/app"
 	"github.com/meshkit/meshkit/internal/problem"
@@ -74,12 +75,26 @@ func TestWithoutAModuleNotInTheListListsTheModules(t *testing.T) {
 	}
 }
 
-// TestEachRemovableModuleCanGo builds the app without each module the
+// TestAnEditOutsideAppFails: app.Without given to fx.New, or inside
+// fx.Options, cannot change the list, and says so instead of doing nothing.
+func TestAnEditOutsideAppFails(t *testing.T) {
+	for name, a := range map[string]*fx.App{
+		"fx.New":     fx.New(app.Options(app.WithEnvironment(nil)), app.Without("example"), fx.NopLogger),
+		"fx.Options": app.New(fx.Options(app.Without("example")), app.WithEnvironment(nil), fx.NopLogger),
+	} {
+		if err := a.Err(); err == nil || !strings.Contains(err.Error(), `app.Without("example"): pass it to app.New or app.Options directly`) {
+			t.Errorf("%s: error %v, want one saying where to pass app.Without", name, err)
+		}
+	}
+}
+
+// TestEachRemovableModuleCanGo starts the app without each module the
 // template lets a team remove, and finds it serving without that module's
 // part.
 func TestEachRemovableModuleCanGo(t *testing.T) {
-	loopback := map[string]string{"SERVICE_HTTP_ADDR": "127.0.0.1:0", "SERVICE_ADMIN_ADDR": "127.0.0.1:0"}
-	withSecret := map[string]string{"SERVICE_AUTH_HMAC_SECRET": strings.Repeat("k", 32)}
+	loopback := loopbackConfig()
+	withSecret := loopbackConfig()
+	withSecret["SERVICE_AUTH_HMAC_SECRET"] = strings.Repeat("k", 32)
 	tests := []struct {
 		module string
 		vars   map[string]string
@@ -121,8 +136,18 @@ func TestEachRemovableModuleCanGo(t *testing.T) {
 			if !listed[tt.module] {
 				t.Skipf("%s is not in app.Modules: already removed", tt.module) // in a copy without it
 			}
-			srv := build(t, app.Without(tt.module), app.WithEnvironment(tt.vars), pingModule())
-			ping := serve(t, srv, http.MethodGet, "/v1/ping")
+			var srv *httpserver.Server
+			a := fxtest.New(t, app.Options(app.Without(tt.module), app.WithEnvironment(tt.vars), pingModule(), fx.Populate(&srv), fx.NopLogger))
+			a.RequireStart()
+			defer a.RequireStop()
+			// Over the listener, as a client would.
+			client := &http.Client{Transport: &http.Transport{}}
+			defer client.CloseIdleConnections()
+			ping, err := client.Get("http://" + srv.APIAddr().String() + "/v1/ping")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = ping.Body.Close() }()
 			body, _ := io.ReadAll(ping.Body)
 			if ping.StatusCode != http.StatusOK || string(body) != `{"pong":true}` {
 				t.Fatalf("GET /v1/ping without %s: %d %s", tt.module, ping.StatusCode, body)
