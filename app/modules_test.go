@@ -53,7 +53,7 @@ func build(t *testing.T, opts ...fx.Option) *httpserver.Server {
 }
 
 func TestWithoutAModuleNotInTheListListsTheModules(t *testing.T) {
-	for _, opt := range []fx.Option{app.Without("exmaple"), app.Replace("limiter", pingModule())} {
+	for _, opt := range []fx.Option{app.Without("examples"), app.Replace("limiter", pingModule())} {
 		a := app.New(opt, app.WithEnvironment(nil), fx.NopLogger)
 		err := a.Err()
 		if err == nil {

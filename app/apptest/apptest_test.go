@@ -132,7 +132,7 @@ func TestUpstream(t *testing.T) {
 // upstream call goes through the supplied client to the supplied URL.
 func TestModuleTakesConfigAndClientFromFx(t *testing.T) {
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.WriteString(w, r.Header.Get("X-Client"))
+		_, _ = io.WriteString(w, r.Header.Get("X-Client")) //nolint:gosec // G705: a test upstream echoing to the test
 	}))
 	defer upstream.Close()
 	base := &http.Transport{}

@@ -35,7 +35,7 @@ func SkipInCopy(t *testing.T) {
 // a failure fails the test with that output.
 func Run(t *testing.T, dir, name string, args ...string) string {
 	t.Helper()
-	cmd := exec.CommandContext(t.Context(), name, args...)
+	cmd := exec.CommandContext(t.Context(), name, args...) //nolint:gosec // G204: the test names the command it runs in its copy
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GOPROXY=off", "GOFLAGS=-mod=mod", "GOWORK=off", "GOTOOLCHAIN=local", InCopy+"=1")
 	out, err := cmd.CombinedOutput()
@@ -52,7 +52,7 @@ func RepoRoot(t *testing.T) string {
 	if err != nil {
 		t.Fatalf("this test copies the repository's tracked files and needs git on PATH: install it (apt-get install git, brew install git, or https://git-scm.com/downloads): %v", err)
 	}
-	out, err := exec.CommandContext(t.Context(), git, "rev-parse", "--show-toplevel").Output()
+	out, err := exec.CommandContext(t.Context(), git, "rev-parse", "--show-toplevel").Output() //nolint:gosec // G204: git from PATH
 	if err != nil {
 		t.Fatalf("git rev-parse --show-toplevel: %v: this test runs in a git clone of the repository", err)
 	}
@@ -63,7 +63,7 @@ func RepoRoot(t *testing.T) string {
 // work tree; a tracked file deleted from the work tree is left out.
 func CopyTracked(t *testing.T, root, dir string) {
 	t.Helper()
-	out, err := exec.CommandContext(t.Context(), "git", "-C", root, "ls-files", "-z").Output()
+	out, err := exec.CommandContext(t.Context(), "git", "-C", root, "ls-files", "-z").Output() //nolint:gosec // G204: root is this repository
 	if err != nil {
 		t.Fatalf("git ls-files: %v", err)
 	}
