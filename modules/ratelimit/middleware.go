@@ -69,7 +69,10 @@ func limitHandler(l Limiter, limit Limit, m *Metrics) gin.HandlerFunc {
 	// Add elsewhere copies it rather than writing into it.
 	policy := []string{PolicyField(limit)}
 	return func(c *gin.Context) {
-		d, err := l.Allow(c, ClientKey(c), limit)
+		// The request's context, never c: gin reuses c for another request
+		// once this one has returned, and a backend may still hold what it
+		// was given (the Redis limiter's queue).
+		d, err := l.Allow(c.Request.Context(), ClientKey(c), limit)
 		if m != nil {
 			m.record(d, err)
 		}

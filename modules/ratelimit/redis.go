@@ -239,12 +239,13 @@ func (r *Redis) Allow(ctx context.Context, key string, limit Limit) (Decision, e
 		return r.fallback(ctx, key, limit, errBreakerOpen)
 	}
 	req := r.pool.Get().(*request)
-	req.ctx, req.key, req.hash, req.bucket = ctx, r.redisKey(limit.Name, key), h, b
+	req.cancelled, req.span = ctx.Done(), trace.SpanContextFromContext(ctx)
+	req.key, req.hash, req.bucket = r.redisKey(limit.Name, key), h, b
 	req.deadline = time.Now().Add(r.timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(req.deadline) {
 		req.deadline = d
 	}
-	rep, answered := r.submit(req)
+	rep, answered := r.submit(ctx, req)
 	if answered {
 		*req = request{done: req.done}
 		r.pool.Put(req)
@@ -262,9 +263,9 @@ func (r *Redis) Allow(ctx context.Context, key string, limit Limit) (Decision, e
 }
 
 // submit queues req for its worker and waits for the answer, the end of
-// ctx, or the end of the workers. It reports whether the answer came from
-// req.done, after which no worker holds req.
-func (r *Redis) submit(req *request) (reply, bool) {
+// ctx (req is ctx's), or the end of the workers. It reports whether the
+// answer came from req.done, after which no worker holds req.
+func (r *Redis) submit(ctx context.Context, req *request) (reply, bool) {
 	if !r.running.Load() {
 		r.decideNow(req)
 		return <-req.done, true
@@ -277,8 +278,8 @@ func (r *Redis) submit(req *request) (reply, bool) {
 	select {
 	case rep := <-req.done:
 		return rep, true
-	case <-req.ctx.Done():
-		return reply{err: req.ctx.Err()}, false
+	case <-req.cancelled:
+		return reply{err: ctx.Err()}, false
 	case <-r.exited:
 		select {
 		case rep := <-req.done:

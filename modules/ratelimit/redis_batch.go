@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Why a request was not decided by Redis; Allow then follows the failure
@@ -16,17 +17,24 @@ var (
 	errBreakerOpen = errors.New("ratelimit: redis circuit breaker open")
 	errQueueFull   = errors.New("ratelimit: redis request queue full")
 	errQueueWait   = errors.New("ratelimit: redis deadline passed in the queue")
+	errCallerGone  = errors.New("ratelimit: the caller stopped waiting")
 )
 
 // request is one Allow waiting for a worker. The worker's send on done is
 // its last use of the request.
+//
+// It keeps what the worker needs of the caller's context, never the context
+// itself: a stage's context may be a pooled *gin.Context, which gin hands to
+// another request once the caller has returned, while the worker may still
+// read the request.
 type request struct {
-	ctx      context.Context
-	key      string // the bucket's Redis key
-	hash     uint64 // the bucket's key in the cache of denials
-	bucket   bucket
-	deadline time.Time  // when the caller stops waiting for Redis
-	done     chan reply // buffered: the worker never blocks on it
+	cancelled <-chan struct{}   // the caller's ctx.Done()
+	span      trace.SpanContext // the caller's span, for the batch span
+	key       string            // the bucket's Redis key
+	hash      uint64            // the bucket's key in the cache of denials
+	bucket    bucket
+	deadline  time.Time  // when the caller stops waiting for Redis
+	done      chan reply // buffered: the worker never blocks on it
 }
 
 type reply struct {
@@ -106,8 +114,8 @@ func (r *Redis) decide(b *batch) {
 	var earliest time.Time
 	live := b.reqs[:0]
 	for _, req := range b.reqs {
-		if err := req.ctx.Err(); err != nil {
-			req.done <- reply{err: err}
+		if gone(req.cancelled) {
+			req.done <- reply{err: errCallerGone}
 			continue
 		}
 		if !now.Before(req.deadline) {
@@ -143,6 +151,16 @@ func (r *Redis) decide(b *batch) {
 	span.End()
 	r.record(err, earliest.Sub(now))
 	r.answer(b, r.clock.micros())
+}
+
+// gone reports whether done, a caller's ctx.Done(), is closed.
+func gone(done <-chan struct{}) bool {
+	select {
+	case <-done:
+		return true
+	default:
+		return false
+	}
 }
 
 // groupByKey makes one ask per distinct key, for as many tokens as there are

@@ -31,7 +31,7 @@ func startBatchSpan(tracer trace.Tracer, reqs []*request, keys int) (context.Con
 		links  []trace.Link
 	)
 	for _, req := range reqs {
-		sc := trace.SpanContextFromContext(req.ctx)
+		sc := req.span
 		switch {
 		case !sc.IsSampled():
 		case !parent.IsValid():
