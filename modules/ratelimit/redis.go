@@ -210,7 +210,11 @@ func NewRedis(client redis.UniversalClient, o RedisOptions) *Redis {
 	for i := range r.queues {
 		r.queues[i] = make(chan *request, queueSize)
 	}
-	r.pool.New = func() any { return &request{done: make(chan reply, 1)} }
+	r.pool.New = func() any {
+		wait := time.NewTimer(time.Hour)
+		wait.Stop()
+		return &request{done: make(chan reply, 1), wait: wait}
+	}
 	return r
 }
 
@@ -247,7 +251,7 @@ func (r *Redis) Allow(ctx context.Context, key string, limit Limit) (Decision, e
 	}
 	rep, answered := r.submit(ctx, req)
 	if answered {
-		*req = request{done: req.done}
+		*req = request{done: req.done, wait: req.wait}
 		r.pool.Put(req)
 	}
 	if rep.err == nil {
@@ -263,8 +267,10 @@ func (r *Redis) Allow(ctx context.Context, key string, limit Limit) (Decision, e
 }
 
 // submit queues req for its worker and waits for the answer, the end of
-// ctx (req is ctx's), or the end of the workers. It reports whether the
-// answer came from req.done, after which no worker holds req.
+// ctx (req is ctx's), req's own deadline, or the end of the workers: a call
+// that decides req with others may go on past req's deadline for theirs.
+// It reports whether the answer came from req.done, after which no worker
+// holds req.
 func (r *Redis) submit(ctx context.Context, req *request) (reply, bool) {
 	if !r.running.Load() {
 		r.decideNow(req)
@@ -275,11 +281,15 @@ func (r *Redis) submit(ctx context.Context, req *request) (reply, bool) {
 	default:
 		return reply{err: errQueueFull}, true
 	}
+	req.wait.Reset(time.Until(req.deadline))
+	defer req.wait.Stop()
 	select {
 	case rep := <-req.done:
 		return rep, true
 	case <-req.cancelled:
 		return reply{err: ctx.Err()}, false
+	case <-req.wait.C:
+		return reply{err: errWaitEnded}, false
 	case <-r.exited:
 		select {
 		case rep := <-req.done:

@@ -17,6 +17,7 @@ var (
 	errBreakerOpen = errors.New("ratelimit: redis circuit breaker open")
 	errQueueFull   = errors.New("ratelimit: redis request queue full")
 	errQueueWait   = errors.New("ratelimit: redis deadline passed in the queue")
+	errWaitEnded   = errors.New("ratelimit: redis deadline passed waiting for the answer")
 	errCallerGone  = errors.New("ratelimit: the caller stopped waiting")
 )
 
@@ -33,8 +34,9 @@ type request struct {
 	key       string            // the bucket's Redis key
 	hash      uint64            // the bucket's key in the cache of denials
 	bucket    bucket
-	deadline  time.Time  // when the caller stops waiting for Redis
-	done      chan reply // buffered: the worker never blocks on it
+	deadline  time.Time   // when the caller stops waiting for Redis
+	done      chan reply  // buffered: the worker never blocks on it
+	wait      *time.Timer // the caller's, for its deadline; the worker never touches it
 }
 
 type reply struct {
@@ -106,12 +108,14 @@ func (r *Redis) decideNow(req *request) {
 // decide answers every request of b and empties it. A request whose caller
 // has gone, whose deadline has passed, whose client's bucket is known to be
 // empty, or that comes while the breaker is open, is answered without Redis;
-// the rest are decided by one call, bounded by the earliest deadline among
-// them.
+// the rest are decided by one call, bounded by the latest deadline among
+// them (never more than the Timeout from now): a caller whose own deadline
+// comes first stops waiting then and decides on its own (see submit), so
+// that its short budget fails no one else's call.
 func (r *Redis) decide(b *batch) {
 	defer b.reset()
 	now, local := time.Now(), r.clock.micros()
-	var earliest time.Time
+	var latest time.Time
 	live := b.reqs[:0]
 	for _, req := range b.reqs {
 		if gone(req.cancelled) {
@@ -130,26 +134,29 @@ func (r *Redis) decide(b *batch) {
 			req.done <- reply{err: errBreakerOpen}
 			continue
 		}
-		if earliest.IsZero() || req.deadline.Before(earliest) {
-			earliest = req.deadline
+		if req.deadline.After(latest) {
+			latest = req.deadline
 		}
 		live = append(live, req)
 	}
 	if len(live) == 0 {
 		return
 	}
+	if limit := now.Add(r.timeout); latest.After(limit) {
+		latest = limit
+	}
 	b.reqs = live
 	b.groupByKey()
-	// The call serves several requests and outlives none of them.
+	// The call serves several requests: it lasts while any of them waits.
 	traced, span := startBatchSpan(r.tracer, b.reqs, len(b.asks))
-	ctx, cancel := context.WithDeadline(traced, earliest)
+	ctx, cancel := context.WithDeadline(traced, latest)
 	err := r.eval(ctx, b)
 	cancel()
 	if err != nil {
 		span.SetStatus(codes.Error, "the redis call failed")
 	}
 	span.End()
-	r.record(err, earliest.Sub(now))
+	r.record(err, latest.Sub(now))
 	r.answer(b, r.clock.micros())
 }
 
