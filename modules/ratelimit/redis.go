@@ -317,7 +317,7 @@ func (r *Redis) fallback(ctx context.Context, key string, limit Limit, cause err
 // localLimit is l at the local share: Rate per Period/share, and at least
 // one token of Burst.
 func (r *Redis) localLimit(l Limit) Limit {
-	const longest = 100 * 365 * 24 * time.Hour
+	const longest = maxFillMicros * time.Microsecond
 	l.Period = time.Duration(min(float64(l.Period)/r.share, float64(longest)))
 	l.Burst = max(1, int(float64(l.Burst)*r.share))
 	return l
