@@ -124,8 +124,9 @@ const (
 //
 // Each decision waits for Redis at most Timeout. After a few failed calls, or
 // one that timed out, a circuit breaker stops asking Redis and every decision
-// follows the failure mode until a background PING succeeds; a failed call
-// follows it too. Mode reports which is in force.
+// follows the failure mode until a background probe (PING, then the script
+// on a probe key) succeeds; a failed call follows it too. Mode reports which
+// is in force.
 //
 // Start starts the workers and the prober, Stop stops them. Outside Start and
 // Stop, Allow asks Redis from the caller's goroutine, one request at a time,
