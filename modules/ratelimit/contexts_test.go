@@ -255,6 +255,13 @@ func (c *contextChecker) checkUses(name string, body *ast.BlockStmt) {
 		id, ok := ast.Unparen(e).(*ast.Ident)
 		return ok && id.Name == name
 	}
+	leaks := func(exprs []ast.Expr, how string) {
+		for _, e := range exprs {
+			if is(e) {
+				c.report(e.Pos(), "%s %s", name, how)
+			}
+		}
+	}
 	ast.Inspect(body, func(n ast.Node) bool {
 		switch n := n.(type) {
 		case *ast.FuncLit:
@@ -275,36 +282,22 @@ func (c *contextChecker) checkUses(name string, body *ast.BlockStmt) {
 				}
 			}
 		case *ast.AssignStmt:
-			for _, rhs := range n.Rhs {
-				if is(rhs) {
-					c.report(rhs.Pos(), "%s assigned", name)
-				}
-			}
+			leaks(n.Rhs, "assigned")
+		case *ast.ValueSpec:
+			leaks(n.Values, "assigned")
 		case *ast.CompositeLit:
-			for _, e := range n.Elts {
+			values := make([]ast.Expr, len(n.Elts))
+			for i, e := range n.Elts {
 				if kv, ok := e.(*ast.KeyValueExpr); ok {
 					e = kv.Value
 				}
-				if is(e) {
-					c.report(e.Pos(), "%s in a composite literal", name)
-				}
+				values[i] = e
 			}
+			leaks(values, "in a composite literal")
 		case *ast.SendStmt:
-			if is(n.Value) {
-				c.report(n.Value.Pos(), "%s sent on a channel", name)
-			}
+			leaks([]ast.Expr{n.Value}, "sent on a channel")
 		case *ast.ReturnStmt:
-			for _, r := range n.Results {
-				if is(r) {
-					c.report(r.Pos(), "%s returned", name)
-				}
-			}
-		case *ast.ValueSpec:
-			for _, v := range n.Values {
-				if is(v) {
-					c.report(v.Pos(), "%s assigned", name)
-				}
-			}
+			leaks(n.Results, "returned")
 		}
 		return true
 	})

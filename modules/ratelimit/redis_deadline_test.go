@@ -31,16 +31,16 @@ func TestRedisShortDeadlineFailsOnlyItsCaller(t *testing.T) {
 	// before them lasts: then they are not in one batch, and it goes again.
 	for attempt := range 5 {
 		key := fmt.Sprintf("ip:198.51.100.%d", attempt)
-		batched, short, long, d := shortAndLongInOneCall(t, server, starts, r, key, limit)
-		if !batched {
+		o := shortAndLongInOneCall(t, server, starts, r, key, limit)
+		if !o.batched {
 			t.Logf("attempt %d: the callers were not queued in time; again", attempt)
 			continue
 		}
-		if !errors.Is(short, context.DeadlineExceeded) {
-			t.Errorf("the 20ms caller: %v, want context.DeadlineExceeded", short)
+		if !errors.Is(o.short, context.DeadlineExceeded) {
+			t.Errorf("the 20ms caller: %v, want context.DeadlineExceeded", o.short)
 		}
-		if long != nil || !d.Allowed || d.Unmetered {
-			t.Errorf("the 1s caller: %+v, %v; want Redis's decision, allowed", d, long)
+		if o.long != nil || !o.d.Allowed || o.d.Unmetered {
+			t.Errorf("the 1s caller: %+v, %v; want Redis's decision, allowed", o.d, o.long)
 		}
 		if mode := r.Mode(); mode != BackendRedis {
 			t.Errorf("Mode() = %q, want redis", mode)
@@ -54,9 +54,8 @@ func TestRedisShortDeadlineFailsOnlyItsCaller(t *testing.T) {
 // call that ends at its caller's deadline, 300ms on, and queues behind it a
 // caller whose deadline is 20ms after that and one with a second more. Once the
 // short one has given up, 60ms after the call for both began, it resumes
-// Redis. It reports whether both were queued before the first call ended,
-// and what each got.
-func shortAndLongInOneCall(t *testing.T, server *redistest.Server, starts *scriptStarts, r *Redis, key string, limit Limit) (batched bool, short, long error, d Decision) {
+// Redis.
+func shortAndLongInOneCall(t *testing.T, server *redistest.Server, starts *scriptStarts, r *Redis, key string, limit Limit) outcome {
 	ctx := context.Background()
 	server.Pause()
 	starts.drain()
@@ -88,13 +87,24 @@ func shortAndLongInOneCall(t *testing.T, server *redistest.Server, starts *scrip
 		longDone <- result{d, err}
 	}()
 	waitQueued(t, r, key, limit, 2)
-	batched = time.Now().Before(sent)
-	<-first
-	short = <-shortDone // while Redis is still paused
+	o := outcome{batched: time.Now().Before(sent)}
+	if err := <-first; !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("the call before: %v, want context.DeadlineExceeded", err)
+	}
+	o.short = <-shortDone // while Redis is still paused
 	time.Sleep(time.Until(sent.Add(60 * time.Millisecond)))
 	server.Resume()
 	res := <-longDone
-	return batched, short, res.err, res.d
+	o.d, o.long = res.d, res.err
+	return o
+}
+
+// outcome is what shortAndLongInOneCall saw: whether both callers were
+// queued before the call ahead of them ended, and what each got.
+type outcome struct {
+	batched     bool
+	short, long error
+	d           Decision // the long one's
 }
 
 // TestRedisOpenModeMixedDeadlinesWithinBound: callers with 20ms and with 1s
