@@ -25,7 +25,7 @@ func NewCharger(l Limiter, limit Limit) *Charger {
 
 // Charge takes one token from the bucket of c's client address.
 func (ch *Charger) Charge(c *gin.Context) (bool, time.Duration, error) {
-	d, err := ch.limiter.Allow(c, AddressKey(c), ch.limit)
+	d, err := ch.limiter.Allow(c.Request.Context(), AddressKey(c), ch.limit) // never c: see limitHandler
 	if err != nil {
 		return false, 0, err
 	}

@@ -2,7 +2,6 @@ package ratelimit
 
 import (
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/meshkit/meshkit/internal/route"
@@ -84,11 +83,17 @@ func (l Limit) validate(prefix string) error {
 		return fmt.Errorf("%sBURST=%d: must be at least 1", prefix, l.Burst)
 	case l.Period.Microseconds() < int64(l.Rate):
 		return fmt.Errorf("%sRATE=%d per %s: more than one token per microsecond is not supported", prefix, l.Rate, l.Period)
-	case int64(l.Burst) > math.MaxInt64/4/l.intervalMicros():
-		return fmt.Errorf("%sBURST=%d: the bucket would take longer than a century to fill", prefix, l.Burst)
+	case int64(l.Burst) > maxFillMicros/l.intervalMicros():
+		return fmt.Errorf("%sBURST=%d at %d per %s: the bucket would take longer than a century (100 years) to fill", prefix, l.Burst, l.Rate, l.Period)
 	}
 	return nil
 }
+
+// maxFillMicros is the longest a valid limit's bucket takes to fill: 100
+// years of 365 days, in microseconds. Every span a decision computes is at
+// most that, so it fits a time.Duration (292 years) with room to spare, and
+// gcra.lua's numbers (Unix microseconds plus a span) stay below 2^53.
+const maxFillMicros = 100 * 365 * 24 * 60 * 60 * 1_000_000
 
 // isToken reports whether s is an RFC 9110 token, so that it can be quoted in
 // a structured field without escapes.
@@ -159,10 +164,19 @@ func (l Limit) bucket() bucket {
 }
 
 // intervalMicros is Period/Rate in microseconds, rounded up so that the rate
-// is never exceeded.
+// is never exceeded: from the Period's nanoseconds, as a Period that is not
+// a whole number of microseconds cut down first would allow more.
 func (l Limit) intervalMicros() int64 {
-	period := l.Period.Microseconds()
-	return (period + int64(l.Rate) - 1) / int64(l.Rate)
+	return ceilDiv(ceilDiv(int64(l.Period), int64(l.Rate)), int64(time.Microsecond))
+}
+
+// ceilDiv is a/b rounded up, for a >= 0 and b > 0.
+func ceilDiv(a, b int64) int64 {
+	q := a / b
+	if q*b != a {
+		q++
+	}
+	return q
 }
 
 // take asks for n tokens at now from a bucket whose stored tat is tat (0 or

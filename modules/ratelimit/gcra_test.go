@@ -1,6 +1,8 @@
 package ratelimit
 
 import (
+	"context"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -245,4 +247,117 @@ func TestAPreparedLimitThatChangesComputesAgain(t *testing.T) {
 	if got := changed.bucket(); got.interval != 200_000 {
 		t.Fatalf("a changed copy of a prepared limit kept its old interval: %+v", got)
 	}
+}
+
+// TestLimitsAtTheEdgesOfTime: a bucket takes at most a century to fill, so
+// that no span a decision or a response field computes overflows a
+// time.Duration (a RateLimit-Policy once said w=-7646744072); and the
+// interval is rounded up to whole microseconds from the Period's
+// nanoseconds, never down.
+func TestLimitsAtTheEdgesOfTime(t *testing.T) {
+	const year = 365 * 24 * time.Hour
+	for _, tt := range []struct {
+		name     string
+		limit    Limit
+		interval int64  // µs per token of an accepted limit
+		policy   string // its RateLimit-Policy
+		refused  string // a part of the error of a refused one
+	}{
+		{"1 per 1000h, burst 3000: 342 years", Limit{Rate: 1, Period: 1000 * time.Hour, Burst: 3000}, 0, "", "longer than a century"},
+		{"a century", Limit{Rate: 1, Period: year, Burst: 100}, 31_536_000_000_000, `"edge";q=100;w=3153600000`, ""},
+		{"a century and a year", Limit{Rate: 1, Period: year, Burst: 101}, 0, "", "longer than a century"},
+		{"a period of a century and a year", Limit{Rate: 1, Period: 101 * year, Burst: 1}, 0, "", "longer than a century"},
+		{"the longest period", Limit{Rate: 1, Period: math.MaxInt64, Burst: 1}, 0, "", "longer than a century"},
+		{"the longest period, shared by many tokens", Limit{Rate: 1 << 20, Period: math.MaxInt64, Burst: 1 << 20}, 0, "", "longer than a century"},
+		{"1 per 1999ns", Limit{Rate: 1, Period: 1999, Burst: 1}, 2, `"edge";q=1;w=1`, ""},
+		{"1 per 1001ns", Limit{Rate: 1, Period: 1001, Burst: 3}, 2, `"edge";q=3;w=1`, ""},
+		{"1 per µs", Limit{Rate: 1, Period: time.Microsecond, Burst: 1}, 1, `"edge";q=1;w=1`, ""},
+		{"2 per 3µs", Limit{Rate: 2, Period: 3 * time.Microsecond, Burst: 1}, 2, `"edge";q=1;w=1`, ""},
+		{"3 per second", Limit{Rate: 3, Period: time.Second, Burst: 3}, 333_334, `"edge";q=3;w=2`, ""},
+		{"7 per 1000001ns", Limit{Rate: 7, Period: 1_000_001, Burst: 7}, 143, `"edge";q=7;w=1`, ""},
+		{"2 per 1999ns: more than one per µs", Limit{Rate: 2, Period: 1999, Burst: 1}, 0, "", "more than one token per microsecond"},
+		{"1000 per 999999ns", Limit{Rate: 1000, Period: 999_999, Burst: 1}, 0, "", "more than one token per microsecond"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := tt.limit
+			l.Name = "edge"
+			err := l.Validate()
+			if tt.refused != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.refused) {
+					t.Fatalf("error %v, want one containing %q (policy %s)", err, tt.refused, PolicyField(l))
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := l.bucket().interval; got != tt.interval {
+				t.Errorf("interval %dµs, want %dµs", got, tt.interval)
+			}
+			if got := PolicyField(l); got != tt.policy {
+				t.Errorf("RateLimit-Policy %s, want %s", got, tt.policy)
+			}
+			// An empty bucket's decision: every span positive, none
+			// longer than the century.
+			at := time.Unix(1_700_000_000, 0)
+			m := NewMemory(MemoryOptions{Now: func() time.Time { return at }})
+			var d Decision
+			for range l.Burst + 1 {
+				d, _ = m.Allow(context.Background(), "k", l)
+			}
+			if d.Allowed || d.RetryAfter <= 0 || d.ResetAfter <= 0 || d.ResetAfter > 100*year {
+				t.Errorf("the first request past the burst: %+v", d)
+			}
+		})
+	}
+}
+
+// TestSubMicrosecondPeriodKeepsTheRate: 1 per 1999ns allows no more than
+// 1 + 500 in a millisecond (it allowed 1000 when the Period was cut down to
+// whole microseconds).
+func TestSubMicrosecondPeriodKeepsTheRate(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	m := NewMemory(MemoryOptions{Now: func() time.Time { return now }})
+	l := Limit{Name: "fast", Rate: 1, Period: 1999 * time.Nanosecond, Burst: 1}
+	allowed := 0
+	for range 1000 { // a millisecond, two requests each microsecond
+		for range 2 {
+			if d, _ := m.Allow(context.Background(), "k", l); d.Allowed {
+				allowed++
+			}
+		}
+		now = now.Add(time.Microsecond)
+	}
+	bound := l.Burst + int(time.Millisecond/l.Period)
+	t.Logf("%d allowed in 1ms, bound %d", allowed, bound)
+	if allowed > bound {
+		t.Fatalf("%d allowed in 1ms at 1 per %s, burst %d, want at most %d", allowed, l.Period, l.Burst, bound)
+	}
+}
+
+// FuzzValidLimitsStayInRange: a limit Validate accepts fills in at most a
+// century, with an interval no shorter than Period/Rate, and says so with a
+// positive window.
+func FuzzValidLimitsStayInRange(f *testing.F) {
+	f.Add(1, int64(1000*time.Hour), 3000)
+	f.Add(1, int64(1999), 1)
+	f.Add(100, int64(time.Minute), 20)
+	f.Add(1<<20, int64(math.MaxInt64), 1<<20)
+	f.Fuzz(func(t *testing.T, rate int, period int64, burst int) {
+		l := Limit{Name: "f", Rate: rate, Period: time.Duration(period), Burst: burst}
+		if l.Validate() != nil {
+			return
+		}
+		b := l.bucket()
+		if b.interval < 1 || b.tolerance > maxFillMicros || b.tolerance/int64(burst) != b.interval {
+			t.Fatalf("%+v: bucket %+v", l, b)
+		}
+		// Rounded up: Rate intervals last at least the Period.
+		if b.interval*int64(rate) < period/int64(time.Microsecond) {
+			t.Fatalf("%+v: interval %dµs allows more than the rate", l, b.interval)
+		}
+		if w := l.Window(); w <= 0 || !strings.Contains(PolicyField(l), ";w=") || strings.Contains(PolicyField(l), "w=-") {
+			t.Fatalf("%+v: window %s, policy %s", l, w, PolicyField(l))
+		}
+	})
 }

@@ -25,7 +25,8 @@ const (
 // under the route's own limit, or def. Every response it lets through or
 // refuses carries the RateLimit-Policy and RateLimit fields; a refused one is
 // a 429 problem with Retry-After. It fails when a route's own limit is
-// invalid, naming the route.
+// invalid, or differs from another limit of the same name (the default
+// included), naming the routes.
 func NewMiddleware(l Limiter, def Limit, routes []route.Route, opts ...MiddlewareOption) ([]route.Middleware, error) {
 	var o middlewareOptions
 	for _, opt := range opts {
@@ -42,6 +43,9 @@ func NewMiddleware(l Limiter, def Limit, routes []route.Route, opts ...Middlewar
 			return nil, fmt.Errorf("route %s %s: %w", r.Method, r.Path, err)
 		}
 	}
+	if err := oneLimitPerName(def, routes); err != nil {
+		return nil, err
+	}
 	stage := func(p route.Policy) gin.HandlerFunc {
 		if p.RateLimitExempt {
 			return nil
@@ -49,6 +53,38 @@ func NewMiddleware(l Limiter, def Limit, routes []route.Route, opts ...Middlewar
 		return limitHandler(l, LimitOf(p.RateLimit, def).prepared(), o.metrics)
 	}
 	return []route.Middleware{{Name: "ratelimit", Stage: route.StageRateLimit, ForRoute: stage}}, nil
+}
+
+// oneLimitPerName fails when two limits in use share a name but not their
+// Rate, Period and Burst: a name is one set of buckets (one key per client,
+// in memory and in Redis), which each route would then read with its own
+// limit. It names the routes, or the default limit.
+func oneLimitPerName(def Limit, routes []route.Route) error {
+	type use struct {
+		limit Limit
+		where string
+	}
+	seen := map[string]use{def.Name: {def, "the default limit (SERVICE_RATELIMIT_RATE, _PERIOD, _BURST)"}}
+	for _, r := range routes {
+		if r.Policy.RateLimitExempt || r.Policy.RateLimit.IsZero() {
+			continue
+		}
+		l, where := LimitOf(r.Policy.RateLimit, def), "route "+r.Method+" "+r.Path
+		first, ok := seen[l.Name]
+		if !ok {
+			seen[l.Name] = use{l, where}
+			continue
+		}
+		if l.Rate != first.limit.Rate || l.Period != first.limit.Period || l.Burst != first.limit.Burst {
+			return fmt.Errorf("rate limit %q: %s has %s but %s has %s: give each limit a name of its own",
+				l.Name, first.where, describeLimit(first.limit), where, describeLimit(l))
+		}
+	}
+	return nil
+}
+
+func describeLimit(l Limit) string {
+	return fmt.Sprintf("rate %d per %s, burst %d", l.Rate, l.Period, l.Burst)
 }
 
 // MiddlewareOption configures [NewMiddleware].
@@ -69,7 +105,10 @@ func limitHandler(l Limiter, limit Limit, m *Metrics) gin.HandlerFunc {
 	// Add elsewhere copies it rather than writing into it.
 	policy := []string{PolicyField(limit)}
 	return func(c *gin.Context) {
-		d, err := l.Allow(c, ClientKey(c), limit)
+		// The request's context, never c: gin reuses c for another request
+		// once this one has returned, and a backend may still hold what it
+		// was given (the Redis limiter's queue).
+		d, err := l.Allow(c.Request.Context(), ClientKey(c), limit)
 		if m != nil {
 			m.record(d, err)
 		}

@@ -230,3 +230,64 @@ func TestStageWhenTheBackendCannotDecide(t *testing.T) {
 			r.status, r.header.Get("RateLimit"), r.header.Get("RateLimit-Policy"))
 	}
 }
+
+// TestOneNameOneLimit: two limits under one name would share their buckets,
+// each route reading them with its own limit (the Redis backend even
+// decided a batch with the first request's), so start-up refuses them,
+// naming the routes.
+func TestOneNameOneLimit(t *testing.T) {
+	def := Limit{Name: "default", Rate: 100, Period: time.Minute, Burst: 20}
+	limited := func(method, path string, l route.RateLimit) route.Route {
+		return route.Route{Method: method, Path: path, Policy: route.Policy{RateLimit: l}}
+	}
+	uploads := route.RateLimit{Name: "uploads", Rate: 1, Period: time.Hour, Burst: 1}
+	bigger := route.RateLimit{Name: "uploads", Rate: 10, Period: time.Hour, Burst: 40}
+	for _, tt := range []struct {
+		name   string
+		routes []route.Route
+		want   []string // parts of the error; none: accepted
+	}{
+		{"one limit on two routes", []route.Route{
+			limited(http.MethodPost, "/v1/a", uploads), limited(http.MethodPut, "/v1/b", uploads),
+		}, nil},
+		{"two limits under one name", []route.Route{
+			limited(http.MethodPost, "/v1/a", uploads), limited(http.MethodPut, "/v1/b", bigger),
+		}, []string{`rate limit "uploads"`, "route POST /v1/a has rate 1 per 1h0m0s, burst 1", "route PUT /v1/b has rate 10 per 1h0m0s, burst 40"}},
+		{"only the period differs", []route.Route{
+			limited(http.MethodPost, "/v1/a", uploads),
+			limited(http.MethodPut, "/v1/b", route.RateLimit{Name: "uploads", Rate: 1, Period: time.Minute, Burst: 1}),
+		}, []string{"route POST /v1/a", "route PUT /v1/b"}},
+		{"the default's name for another limit", []route.Route{
+			limited(http.MethodGet, "/v1/c", route.RateLimit{Name: "default", Rate: 5, Period: time.Minute, Burst: 20}),
+		}, []string{`rate limit "default"`, "the default limit (SERVICE_RATELIMIT_RATE, _PERIOD, _BURST) has rate 100 per 1m0s, burst 20", "route GET /v1/c has rate 5"}},
+		{"the default's name for the default's limit", []route.Route{
+			limited(http.MethodGet, "/v1/c", route.RateLimit{Name: "default", Rate: 100, Period: time.Minute, Burst: 20}),
+			{Method: http.MethodGet, Path: "/v1/hello"},
+		}, nil},
+		{"an exempt route's limit is not in use", []route.Route{
+			limited(http.MethodPost, "/v1/a", uploads),
+			{Method: http.MethodGet, Path: "/v1/free", Policy: route.Policy{RateLimitExempt: true, RateLimit: bigger}},
+		}, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := NewMiddleware(NewMemory(MemoryOptions{}), def, tt.routes)
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("accepted, want an error saying %q", tt.want)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q, want it to say %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error %q, want one line", err)
+			}
+		})
+	}
+}

@@ -80,7 +80,7 @@ func NewFx(p Params) (Limiter, error) {
 	}
 	client := NewRedisClient(cfg.Redis)
 	if p.TracerProvider != nil {
-		// Only inside a request's trace: the breaker's PINGs start none.
+		// Only inside a request's trace: the breaker's probes start none.
 		err := redisotel.InstrumentTracing(client,
 			redisotel.WithTracerProvider(ChildSpansOnly(p.TracerProvider)), redisotel.WithDBStatement(false))
 		if err != nil {

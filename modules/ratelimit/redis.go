@@ -124,8 +124,9 @@ const (
 //
 // Each decision waits for Redis at most Timeout. After a few failed calls, or
 // one that timed out, a circuit breaker stops asking Redis and every decision
-// follows the failure mode until a background PING succeeds; a failed call
-// follows it too. Mode reports which is in force.
+// follows the failure mode until a background probe (PING, then the script
+// on a probe key) succeeds; a failed call follows it too. Mode reports which
+// is in force.
 //
 // Start starts the workers and the prober, Stop stops them. Outside Start and
 // Stop, Allow asks Redis from the caller's goroutine, one request at a time,
@@ -210,7 +211,11 @@ func NewRedis(client redis.UniversalClient, o RedisOptions) *Redis {
 	for i := range r.queues {
 		r.queues[i] = make(chan *request, queueSize)
 	}
-	r.pool.New = func() any { return &request{done: make(chan reply, 1)} }
+	r.pool.New = func() any {
+		wait := time.NewTimer(time.Hour)
+		wait.Stop()
+		return &request{done: make(chan reply, 1), wait: wait}
+	}
 	return r
 }
 
@@ -239,14 +244,15 @@ func (r *Redis) Allow(ctx context.Context, key string, limit Limit) (Decision, e
 		return r.fallback(ctx, key, limit, errBreakerOpen)
 	}
 	req := r.pool.Get().(*request)
-	req.ctx, req.key, req.hash, req.bucket = ctx, r.redisKey(limit.Name, key), h, b
+	req.cancelled, req.span = ctx.Done(), trace.SpanContextFromContext(ctx)
+	req.key, req.hash, req.bucket = r.redisKey(limit.Name, key), h, b
 	req.deadline = time.Now().Add(r.timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(req.deadline) {
 		req.deadline = d
 	}
-	rep, answered := r.submit(req)
+	rep, answered := r.submit(ctx, req)
 	if answered {
-		*req = request{done: req.done}
+		*req = request{done: req.done, wait: req.wait}
 		r.pool.Put(req)
 	}
 	if rep.err == nil {
@@ -262,9 +268,11 @@ func (r *Redis) Allow(ctx context.Context, key string, limit Limit) (Decision, e
 }
 
 // submit queues req for its worker and waits for the answer, the end of
-// ctx, or the end of the workers. It reports whether the answer came from
-// req.done, after which no worker holds req.
-func (r *Redis) submit(req *request) (reply, bool) {
+// ctx (req is ctx's), req's own deadline, or the end of the workers: a call
+// that decides req with others may go on past req's deadline for theirs.
+// It reports whether the answer came from req.done, after which no worker
+// holds req.
+func (r *Redis) submit(ctx context.Context, req *request) (reply, bool) {
 	if !r.running.Load() {
 		r.decideNow(req)
 		return <-req.done, true
@@ -274,11 +282,15 @@ func (r *Redis) submit(req *request) (reply, bool) {
 	default:
 		return reply{err: errQueueFull}, true
 	}
+	req.wait.Reset(time.Until(req.deadline))
+	defer req.wait.Stop()
 	select {
 	case rep := <-req.done:
 		return rep, true
-	case <-req.ctx.Done():
-		return reply{err: req.ctx.Err()}, false
+	case <-req.cancelled:
+		return reply{err: ctx.Err()}, false
+	case <-req.wait.C:
+		return reply{err: errWaitEnded}, false
 	case <-r.exited:
 		select {
 		case rep := <-req.done:
@@ -306,7 +318,7 @@ func (r *Redis) fallback(ctx context.Context, key string, limit Limit, cause err
 // localLimit is l at the local share: Rate per Period/share, and at least
 // one token of Burst.
 func (r *Redis) localLimit(l Limit) Limit {
-	const longest = 100 * 365 * 24 * time.Hour
+	const longest = maxFillMicros * time.Microsecond
 	l.Period = time.Duration(min(float64(l.Period)/r.share, float64(longest)))
 	l.Burst = max(1, int(float64(l.Burst)*r.share))
 	return l

@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Why a request was not decided by Redis; Allow then follows the failure
@@ -16,17 +17,26 @@ var (
 	errBreakerOpen = errors.New("ratelimit: redis circuit breaker open")
 	errQueueFull   = errors.New("ratelimit: redis request queue full")
 	errQueueWait   = errors.New("ratelimit: redis deadline passed in the queue")
+	errWaitEnded   = errors.New("ratelimit: redis deadline passed waiting for the answer")
+	errCallerGone  = errors.New("ratelimit: the caller stopped waiting")
 )
 
 // request is one Allow waiting for a worker. The worker's send on done is
 // its last use of the request.
+//
+// It keeps what the worker needs of the caller's context, never the context
+// itself: a stage's context may be a pooled *gin.Context, which gin hands to
+// another request once the caller has returned, while the worker may still
+// read the request.
 type request struct {
-	ctx      context.Context
-	key      string // the bucket's Redis key
-	hash     uint64 // the bucket's key in the cache of denials
-	bucket   bucket
-	deadline time.Time  // when the caller stops waiting for Redis
-	done     chan reply // buffered: the worker never blocks on it
+	cancelled <-chan struct{}   // the caller's ctx.Done()
+	span      trace.SpanContext // the caller's span, for the batch span
+	key       string            // the bucket's Redis key
+	hash      uint64            // the bucket's key in the cache of denials
+	bucket    bucket
+	deadline  time.Time   // when the caller stops waiting for Redis
+	done      chan reply  // buffered: the worker never blocks on it
+	wait      *time.Timer // the caller's, for its deadline; the worker never touches it
 }
 
 type reply struct {
@@ -98,16 +108,18 @@ func (r *Redis) decideNow(req *request) {
 // decide answers every request of b and empties it. A request whose caller
 // has gone, whose deadline has passed, whose client's bucket is known to be
 // empty, or that comes while the breaker is open, is answered without Redis;
-// the rest are decided by one call, bounded by the earliest deadline among
-// them.
+// the rest are decided by one call, bounded by the latest deadline among
+// them (never more than the Timeout from now): a caller whose own deadline
+// comes first stops waiting then and decides on its own (see submit), so
+// that its short budget fails no one else's call.
 func (r *Redis) decide(b *batch) {
 	defer b.reset()
 	now, local := time.Now(), r.clock.micros()
-	var earliest time.Time
+	var latest time.Time
 	live := b.reqs[:0]
 	for _, req := range b.reqs {
-		if err := req.ctx.Err(); err != nil {
-			req.done <- reply{err: err}
+		if gone(req.cancelled) {
+			req.done <- reply{err: errCallerGone}
 			continue
 		}
 		if !now.Before(req.deadline) {
@@ -122,27 +134,40 @@ func (r *Redis) decide(b *batch) {
 			req.done <- reply{err: errBreakerOpen}
 			continue
 		}
-		if earliest.IsZero() || req.deadline.Before(earliest) {
-			earliest = req.deadline
+		if req.deadline.After(latest) {
+			latest = req.deadline
 		}
 		live = append(live, req)
 	}
 	if len(live) == 0 {
 		return
 	}
+	if limit := now.Add(r.timeout); latest.After(limit) {
+		latest = limit
+	}
 	b.reqs = live
 	b.groupByKey()
-	// The call serves several requests and outlives none of them.
+	// The call serves several requests: it lasts while any of them waits.
 	traced, span := startBatchSpan(r.tracer, b.reqs, len(b.asks))
-	ctx, cancel := context.WithDeadline(traced, earliest)
+	ctx, cancel := context.WithDeadline(traced, latest)
 	err := r.eval(ctx, b)
 	cancel()
 	if err != nil {
 		span.SetStatus(codes.Error, "the redis call failed")
 	}
 	span.End()
-	r.record(err, earliest.Sub(now))
+	r.record(err, latest.Sub(now))
 	r.answer(b, r.clock.micros())
+}
+
+// gone reports whether done, a caller's ctx.Done(), is closed.
+func gone(done <-chan struct{}) bool {
+	select {
+	case <-done:
+		return true
+	default:
+		return false
+	}
 }
 
 // groupByKey makes one ask per distinct key, for as many tokens as there are

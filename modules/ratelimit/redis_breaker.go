@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,16 +18,35 @@ const (
 	// breakerThreshold is how many calls in a row must fail to open the
 	// breaker; one call that times out with its full deadline is enough.
 	breakerThreshold = 3
-	// probeInterval is how often the open breaker PINGs Redis.
+	// probeInterval is how often the open breaker probes Redis, at first.
 	probeInterval = 200 * time.Millisecond
+	// flapWindow: a trip this soon after the breaker closed is a flap, which
+	// doubles the time between probes, up to maxProbeInterval; the breaker
+	// that stays closed this long after a flap has settled.
+	flapWindow       = 5 * time.Second
+	maxProbeInterval = 10 * time.Second
+	// flapLogInterval is how often a flapping breaker's trips are logged.
+	flapLogInterval = time.Minute
 )
 
 // breaker is the Redis limiter's circuit breaker. Closed, decisions go to
 // Redis; open, they follow the failure mode at once and a background probe
-// closes it again when Redis answers.
+// closes it again when Redis decides as it should (see Redis.probe). A
+// breaker that trips again soon after it closed is flapping: it probes less
+// and less often, and its trips are logged once per flapLogInterval.
 type breaker struct {
 	open     atomic.Bool
 	failures atomic.Int32 // calls that failed in a row, while closed
+	trips    atomic.Int64 // since the limiter was made
+
+	mu sync.Mutex // guards the rest: a trip, a resume or a probe's tick
+	// every is the probe ticks from one probe to the next while open;
+	// wait, those left before the next.
+	every, wait int
+	resumed     time.Time // when the breaker last closed
+	flapping    bool      // since a trip within flapWindow of resumed
+	flapLogged  time.Time // when a flapping trip was last logged
+	unlogged    int       // flapping trips since then
 }
 
 func (b *breaker) isOpen() bool { return b.open.Load() }
@@ -51,21 +71,82 @@ func (r *Redis) record(err error, budget time.Duration) {
 	}
 }
 
-// trip opens the breaker, logging the switch once.
+// trip opens the breaker. The switch is logged, but a flapping breaker's
+// only once per flapLogInterval, with the count of its trips.
 func (r *Redis) trip(cause error) {
-	if r.breaker.open.CompareAndSwap(false, true) {
-		r.breaker.failures.Store(0)
+	b := &r.breaker
+	if !b.open.CompareAndSwap(false, true) {
+		return
+	}
+	b.failures.Store(0)
+	b.trips.Add(1)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := time.Now()
+	if !b.resumed.IsZero() && now.Sub(b.resumed) < flapWindow {
+		b.flapping = true
+		b.every = min(2*b.every, int(maxProbeInterval/probeInterval))
+	} else {
+		b.flapping = false
+		b.every = 1
+	}
+	b.wait = b.every - 1
+	if !b.flapping {
 		r.log.Warn("rate limiter: Redis is unavailable; deciding by the failure mode until it answers again",
 			slog.String("mode", string(r.mode)), slog.String("error", cause.Error()))
+		return
+	}
+	b.unlogged++
+	if now.Sub(b.flapLogged) >= flapLogInterval {
+		r.log.Warn("rate limiter: Redis keeps failing soon after it answers the probe; deciding by the failure mode, probing less often",
+			slog.String("mode", string(r.mode)), slog.String("error", cause.Error()),
+			slog.Int("trips", b.unlogged), slog.Duration("probe_interval", time.Duration(b.every)*probeInterval))
+		b.flapLogged, b.unlogged = now, 0
 	}
 }
 
-// resume closes the breaker, logging the switch once.
+// resume closes the breaker, logging the switch, unless the breaker is
+// flapping: then settle logs it once it has stayed closed.
 func (r *Redis) resume() {
-	if r.breaker.open.CompareAndSwap(true, false) {
+	b := &r.breaker
+	if !b.open.CompareAndSwap(true, false) {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.resumed = time.Now()
+	if !b.flapping {
 		r.log.Info("rate limiter: Redis answers again; deciding with it",
 			slog.String("mode", BackendRedis))
 	}
+}
+
+// probeDue reports whether the open breaker's probe is due at this tick.
+func (r *Redis) probeDue() bool {
+	b := &r.breaker
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.wait > 0 {
+		b.wait--
+		return false
+	}
+	b.wait = b.every - 1
+	return true
+}
+
+// settle notes a flapping breaker that has stayed closed for flapWindow, and
+// logs that Redis decides again.
+func (r *Redis) settle() {
+	b := &r.breaker
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.flapping || b.open.Load() || time.Since(b.resumed) < flapWindow {
+		return
+	}
+	b.flapping = false
+	r.log.Info("rate limiter: Redis answers again; deciding with it",
+		slog.String("mode", BackendRedis), slog.Int("trips", b.unlogged))
+	b.unlogged = 0
 }
 
 // isTimeout reports whether err is a deadline that passed: the context's,
@@ -75,8 +156,9 @@ func isTimeout(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
-// maintain probes Redis while the breaker is open, every probeInterval, and
-// drops expired denials every sweepInterval, until Stop.
+// maintain probes Redis while the breaker is open, every probeInterval or
+// less often while it flaps, and drops expired denials every sweepInterval,
+// until Stop.
 func (r *Redis) maintain() {
 	defer r.wg.Done()
 	probe := time.NewTicker(probeInterval)
@@ -88,13 +170,38 @@ func (r *Redis) maintain() {
 		case <-r.stop:
 			return
 		case <-probe.C:
-			if r.breaker.isOpen() && r.ping() == nil {
+			if !r.breaker.isOpen() {
+				r.settle()
+			} else if r.probeDue() && r.probe() == nil {
 				r.resume()
 			}
 		case <-sweep.C:
 			r.denials.sweep(r.clock.micros())
 		}
 	}
+}
+
+// probe is the open breaker's trial call: a PING to every node (see ping),
+// then the script itself on a key of its own, "<prefix>:{probe}", which it
+// writes (for a millisecond), each within the Timeout. A Redis that answers
+// PING but refuses writes (out of memory under noeviction, MISCONF, a
+// replica after a failover) fails it, and the breaker stays open.
+func (r *Redis) probe() error {
+	if err := r.ping(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
+	defer cancel()
+	// A bucket of a token a microsecond, a second's worth of burst: the
+	// script grants the probe its token, and writes the key, every time.
+	res, err := r.script.Run(ctx, r.client, []string{r.prefix + ":{probe}"}, 1, 1_000_000, 1).Int64Slice()
+	if err == nil && (len(res) != 2 || res[0] != 1) {
+		err = fmt.Errorf("the script answered %v to the probe, want a token granted", res)
+	}
+	if err != nil {
+		return fmt.Errorf("ratelimit: redis: probe: %w", err)
+	}
+	return nil
 }
 
 // ping PINGs Redis, every master of a cluster, within the Timeout. It dials

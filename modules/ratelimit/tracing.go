@@ -31,7 +31,7 @@ func startBatchSpan(tracer trace.Tracer, reqs []*request, keys int) (context.Con
 		links  []trace.Link
 	)
 	for _, req := range reqs {
-		sc := trace.SpanContextFromContext(req.ctx)
+		sc := req.span
 		switch {
 		case !sc.IsSampled():
 		case !parent.IsValid():
@@ -52,8 +52,8 @@ func startBatchSpan(tracer trace.Tracer, reqs []*request, keys int) (context.Con
 // childSpansOnly is a TracerProvider whose tracers start spans only inside a
 // trace: without a span in the context they return a span that records
 // nothing. Given to the Redis client's instrumentation, it keeps the calls
-// made outside any request (the breaker's PINGs every 200ms while Redis is
-// down, loading the script) from each starting a trace of their own.
+// made outside any request (the breaker's probes every 200ms or more while
+// Redis is down, loading the script) from each starting a trace of their own.
 type childSpansOnly struct {
 	embedded.TracerProvider
 	tp trace.TracerProvider
