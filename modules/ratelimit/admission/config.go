@@ -18,7 +18,7 @@ type Config struct {
 	// MaxPerClient is the most of the limit one client (its principal, else
 	// its address, as the rate limiter keys it) may hold while others need
 	// the rest; past it, its requests wait behind the others' and are shed
-	// first. 0 (the default): an eighth of the limit, at least 2.
+	// first. 0 (the default): an eighth of the limit, at least 4.
 	MaxPerClient int `yaml:"max_per_client" env:"SERVICE_OVERLOAD_MAX_PER_CLIENT"`
 	// QueueSize bounds the requests that wait for admission once the limit
 	// is reached. 0: none wait. Default 100.

@@ -55,8 +55,9 @@ const reserveDivisor = 10
 
 // DefaultShare is the share of the limit one client may hold while others
 // wait, when [ControllerOptions.MaxPerClient] does not set it: an eighth of
-// the limit, at least 2.
-func DefaultShare(limit int) int { return max(2, limit/8) }
+// the limit, at least 4, so that a caller with a few requests in progress
+// at once (a small connection pool) is not yet taken for a greedy one.
+func DefaultShare(limit int) int { return max(4, limit/8) }
 
 // ControllerOptions configure a [Controller].
 type ControllerOptions struct {

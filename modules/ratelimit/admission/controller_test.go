@@ -199,15 +199,15 @@ func TestFullQueueShedsTheNewestOfTheLowestClass(t *testing.T) {
 // share (kept free for newcomers); within their share, others then start at
 // once.
 func TestAClientPastItsShareLeavesAShareFree(t *testing.T) {
-	c := newFixed(16, 0, 0) // share 2, bulk 15
-	if st := c.Stats(); st.ClientShare != 2 {
-		t.Fatalf("share %d of a limit of 16, want 2", st.ClientShare)
+	c := newFixed(16, 0, 0) // share 4 (at least 4), bulk 15
+	if st := c.Stats(); st.ClientShare != 4 {
+		t.Fatalf("share %d of a limit of 16, want 4", st.ClientShare)
 	}
-	fillAs(t, c, priority.Low, "greedy", 13)
+	fillAs(t, c, priority.Low, "greedy", 11)
 	if !refusedAtOnce(t, c, priority.Low, "greedy") {
 		t.Fatal("a client past its share took the room kept for the others")
 	}
-	fillAs(t, c, priority.Normal, "newcomer", 2)
+	fillAs(t, c, priority.Normal, "newcomer", 4)
 	if !refusedAtOnce(t, c, priority.Normal, "third") {
 		t.Fatal("admitted past the bulk's room")
 	}
@@ -227,7 +227,7 @@ func TestAClientPastItsShareLeavesAShareFree(t *testing.T) {
 // Under contention, a client past its share waits behind the others'
 // requests, whatever their arrival, and is shed first.
 func TestAClientPastItsShareWaitsBehindTheOthersAndIsShedFirst(t *testing.T) {
-	c := newFixed(16, 2, time.Minute)
+	c := NewController(ControllerOptions{Fixed: 16, MaxPerClient: 2, QueueSize: 2, QueueTimeout: time.Minute})
 	greedy := fillAs(t, c, priority.Low, "greedy", 13)
 	others := fill(t, c, priority.Low, 2)
 	overShare := waitAdmit(t.Context(), t, c, priority.Low, "greedy", 1)
@@ -259,7 +259,7 @@ func TestAClientPastItsShareWaitsBehindTheOthersAndIsShedFirst(t *testing.T) {
 	// A request past its share that waits its whole budget is shed for its
 	// share.
 	c = newFixed(16, 10, 10*time.Millisecond)
-	fillAs(t, c, priority.Low, "greedy", 13)
+	fillAs(t, c, priority.Low, "greedy", 11)
 	if _, err := c.Admit(t.Context(), priority.Low, "greedy"); !errors.Is(err, ErrClientShare) {
 		t.Fatalf("past its share, waited its budget: %v, want ErrClientShare", err)
 	}
