@@ -381,7 +381,9 @@ func processCPU(t testing.TB, s *service) time.Duration {
 }
 
 // admissionLimit reads meshkit_admission_limit from the admin /metrics.
-func admissionLimit(t testing.TB, s *service) int { return admissionGauge(t, s, "meshkit_admission_limit") }
+func admissionLimit(t testing.TB, s *service) int {
+	return admissionGauge(t, s, "meshkit_admission_limit")
+}
 
 // admissionGauge reads the gauge name (meshkit_admission_limit,
 // meshkit_admission_inflight) from the admin /metrics.
