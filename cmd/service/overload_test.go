@@ -134,17 +134,6 @@ func (cs calls) p99() time.Duration {
 	return l[len(l)*99/100]
 }
 
-// after returns the calls that ended at or after t.
-func (cs calls) after(t time.Time) calls {
-	var out calls
-	for _, c := range cs {
-		if !c.ended.Before(t) {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
 // overloadClient calls the service as authenticated callers, in turn: some
 // that ask for high priority and others that ask for low.
 type overloadClient struct {
