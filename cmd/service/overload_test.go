@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,16 +23,24 @@ import (
 // upstreamCost; more wait for a slot. Its capacity is slots/cost = 100
 // requests per second: little CPU, so that the load generator under the race
 // detector, and the other packages' tests that go test runs beside this one
-// on two cores, do not become the bottleneck the limit sees.
+// on two cores, do not become the bottleneck the limit sees. The admission
+// limit is fixed at the upstream's slots.
 const (
 	upstreamSlots = 8
 	upstreamCost  = 80 * time.Millisecond
 )
 
+// The callers: distinct principals, as independent clients are, so that
+// each holds a small part of the limit (the client share does not bind).
+const (
+	highCallers = 5
+	lowCallers  = 45
+)
+
 // boundedUpstream answers each request after holding one of its slots for
 // its cost; requests beyond the slots wait for one, as at a database with a
 // connection pool.
-func boundedUpstream(t *testing.T) *httptest.Server {
+func boundedUpstream(t testing.TB, upstreamSlots int, upstreamCost time.Duration) *httptest.Server {
 	slots := make(chan struct{}, upstreamSlots)
 	testEnded := make(chan struct{})
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -125,30 +134,24 @@ func (cs calls) p99() time.Duration {
 	return l[len(l)*99/100]
 }
 
-// after returns the calls that ended at or after t.
-func (cs calls) after(t time.Time) calls {
-	var out calls
-	for _, c := range cs {
-		if !c.ended.Before(t) {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-// overloadClient calls the service as two authenticated callers: one that
-// asks for high priority and one that asks for low.
+// overloadClient calls the service as authenticated callers, in turn: some
+// that ask for high priority and others that ask for low.
 type overloadClient struct {
-	client    *http.Client
-	url       string
-	highToken string
-	lowToken  string
+	client     *http.Client
+	url        string
+	highTokens []string
+	lowTokens  []string
+	turn       atomic.Uint64
+	// the upstream's slots and cost: its capacity
+	slots int
+	cost  time.Duration
 }
 
 func (o *overloadClient) do(high bool) call {
-	token, class := o.lowToken, "low"
+	n := o.turn.Add(1)
+	token, class := o.lowTokens[n%uint64(len(o.lowTokens))], "low"
 	if high {
-		token, class = o.highToken, "high"
+		token, class = o.highTokens[n%uint64(len(o.highTokens))], "high"
 	}
 	began := time.Now()
 	r := fetch(o.client, o.url, "Authorization", "Bearer "+token, "X-Request-Priority", class)
@@ -222,32 +225,30 @@ func (o *overloadClient) openLoop(rate float64, d time.Duration) calls {
 // rps is the rate of 200s among cs over d.
 func rps(cs calls, d time.Duration) float64 { return float64(cs.ok()) / d.Seconds() }
 
-// TestOverloadShedsLowPriorityFirst drives the built binary at about three
-// times its capacity, 10% high-priority and 90% low-priority requests: the
-// high ones keep their success rate and nearly their unloaded latency, the
-// low ones absorb the shedding, the service keeps serving at its capacity,
-// and once the load stops it serves its capacity again without shedding.
-//
-// The adaptive limit needs a moment to learn the overload: the figures are
-// taken from one second after it began, and the whole period is logged.
+// TestOverloadShedsLowPriorityFirst drives the built binary, its limit fixed
+// at the upstream's slots, at about three times its capacity, 10%
+// high-priority and 90% low-priority requests from 50 callers: the high ones
+// keep their success rate and nearly their unloaded latency, the low ones
+// absorb the shedding, the service keeps serving at its capacity (admission
+// is work-conserving: low may fill what high leaves idle), and once the load
+// stops it serves its capacity again without shedding. The bounds are
+// generous enough to hold with another test run beside this one on two
+// cores; the exact figures are in docs/BENCHMARKS.md (BenchmarkOverload).
 func TestOverloadShedsLowPriorityFirst(t *testing.T) {
-	s, o := startOverloadService(t)
+	s, o := startOverloadService(t, upstreamSlots, upstreamCost, fmt.Sprint("SERVICE_OVERLOAD_MAX_INFLIGHT=", upstreamSlots))
 	unloaded, capacity := o.baseline(t)
 
-	const overloadRun, warmUp = 5 * time.Second, time.Second
-	began := time.Now()
-	load := o.openLoop(3*capacity, overloadRun)
-	steady := load.after(began.Add(warmUp))
+	const overloadRun = 5 * time.Second
+	steady := o.openLoop(3*capacity, overloadRun)
 	high, low := steady.of(true), steady.of(false)
-	t.Logf("overload at %.0f/s for %s: all %v (high %v p99 %s, low %v); from %s on: high %v p99 %s, low %v p99 %s, %.0f/s served",
-		3*capacity, overloadRun, load.statuses(), load.of(true).statuses(), load.of(true).p99(), load.of(false).statuses(), warmUp,
-		high.statuses(), high.p99(), low.statuses(), low.p99(), rps(steady, overloadRun-warmUp))
+	t.Logf("overload at %.0f/s for %s: high %v p99 %s, low %v p99 %s, %.0f/s served",
+		3*capacity, overloadRun, high.statuses(), high.p99(), low.statuses(), low.p99(), rps(steady, overloadRun))
 
 	if len(high) == 0 || float64(high.ok()) < 0.99*float64(len(high)) {
 		t.Errorf("high priority: %d of %d succeeded, want at least 99%%", high.ok(), len(high))
 	}
-	if p99, bound := high.p99(), 2*unloaded.p99(); p99 > bound {
-		t.Errorf("high priority p99 %s under overload, want within 2x the unloaded %s", p99, unloaded.p99())
+	if p99, bound := high.p99(), 2*unloaded.p99()+10*time.Millisecond; p99 > bound {
+		t.Errorf("high priority p99 %s under overload, want within 2x the unloaded %s + 10ms", p99, unloaded.p99())
 	}
 	if lowShare, highShare := float64(low.ok())/float64(len(low)), float64(high.ok())/float64(len(high)); lowShare >= highShare {
 		t.Errorf("low priority succeeded %.0f%%, high %.0f%%: the low ones should absorb the shedding", 100*lowShare, 100*highShare)
@@ -257,40 +258,39 @@ func TestOverloadShedsLowPriorityFirst(t *testing.T) {
 			t.Errorf("%d answers with status %d (0: transport error), want only 200s and 503s", n, status)
 		}
 	}
-	if served := rps(steady, overloadRun-warmUp); served < 0.9*capacity {
-		t.Errorf("served %.0f/s under overload, want at least 90%% of the capacity %.0f/s", served, capacity)
+	// The open loop's last requests end after it: a little under the
+	// capacity over its run is all of it.
+	if served := rps(steady, overloadRun); served < 0.85*capacity {
+		t.Errorf("served %.0f/s under overload, want about the capacity %.0f/s (at least 85%%)", served, capacity)
 	}
-	limit := admissionLimit(t, s)
 
 	// The load has stopped: the service serves its capacity again, shedding
 	// nothing.
 	again := o.closedLoop(upstreamSlots, capacityRun, false)
-	t.Logf("after the overload: limit %d; at capacity again: %v, %.0f/s, limit %d",
-		limit, again.statuses(), rps(again, capacityRun), admissionLimit(t, s))
-	// Nothing shed, and nearly the capacity: the limit may still be climbing
-	// back from the overload in the first windows, and normal traffic may
-	// fill only 70% of it.
+	t.Logf("at capacity again: %v, %.0f/s, limit %d", again.statuses(), rps(again, capacityRun), admissionLimit(t, s))
 	if again.ok() != len(again) || rps(again, capacityRun) < 0.8*capacity {
 		t.Errorf("after the overload: %v at %.0f/s, want only 200s and at least 80%% of %.0f/s", again.statuses(), rps(again, capacityRun), capacity)
 	}
-	if got := admissionLimit(t, s); got < upstreamSlots {
-		t.Errorf("admission limit %d after the overload, want at least the %d the service needs", got, upstreamSlots)
-	}
 }
 
-// startOverloadService starts the binary before a bounded upstream, with
-// auth on (so the callers' priority counts), no rate limit in the way and
-// env, and returns it with a client of its GET /apptest/upstream.
-func startOverloadService(t *testing.T, env ...string) (*service, *overloadClient) {
+// startOverloadService starts the binary before an upstream of slots, each
+// held for cost, with auth on (so the callers' priority counts), no rate
+// limit in the way and env, and returns it with a client of its GET
+// /apptest/upstream.
+func startOverloadService(t testing.TB, slots int, cost time.Duration, env ...string) (*service, *overloadClient) {
 	secret := []byte("overload-test-secret-0123456789abcdef")
-	token := func(subject string) string {
-		tok, err := devpki.DevToken(secret, subject, "", "", time.Hour)
-		if err != nil {
-			t.Fatal(err)
+	tokens := func(class string, n int) []string {
+		out := make([]string, n)
+		for i := range out {
+			tok, err := devpki.DevToken(secret, fmt.Sprintf("%s-priority-caller-%d", class, i), "", "", time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[i] = tok
 		}
-		return tok
+		return out
 	}
-	up := boundedUpstream(t)
+	up := boundedUpstream(t, slots, cost)
 	s := startService(t, loopbackEnv(append([]string{
 		"SERVICE_APPTEST_UPSTREAM_URL=" + up.URL,
 		"SERVICE_AUTH_HMAC_SECRET=" + string(secret),
@@ -299,10 +299,12 @@ func startOverloadService(t *testing.T, env ...string) (*service, *overloadClien
 	transport := &http.Transport{MaxIdleConns: 4096, MaxIdleConnsPerHost: 4096}
 	t.Cleanup(transport.CloseIdleConnections)
 	return s, &overloadClient{
-		client:    &http.Client{Transport: transport, Timeout: requestTimeout},
-		url:       s.apiURL("/apptest/upstream"),
-		highToken: token("high-priority-caller"),
-		lowToken:  token("low-priority-caller"),
+		client:     &http.Client{Transport: transport, Timeout: requestTimeout},
+		url:        s.apiURL("/apptest/upstream"),
+		highTokens: tokens("high", highCallers),
+		lowTokens:  tokens("low", lowCallers),
+		slots:      slots,
+		cost:       cost,
 	}
 }
 
@@ -311,18 +313,18 @@ const capacityRun = 2 * time.Second
 
 // baseline measures the service unloaded (high priority, half the upstream's
 // slots busy) and at its capacity (every slot busy, no queue).
-func (o *overloadClient) baseline(t *testing.T) (unloaded calls, capacity float64) {
+func (o *overloadClient) baseline(t testing.TB) (unloaded calls, capacity float64) {
 	t.Helper()
-	unloaded = o.closedLoop(upstreamSlots/2, 1500*time.Millisecond, true)
+	unloaded = o.closedLoop(o.slots/2, 1500*time.Millisecond, true)
 	if unloaded.ok() != len(unloaded) {
 		t.Fatalf("unloaded: %v, want only 200s (first error: %v)", unloaded.statuses(), unloaded.firstError())
 	}
-	full := o.closedLoop(upstreamSlots, capacityRun, false)
+	full := o.closedLoop(o.slots, capacityRun, false)
 	capacity = rps(full, capacityRun)
-	if full.ok() != len(full) || capacity < 0.5*upstreamSlots/upstreamCost.Seconds() {
-		t.Fatalf("at capacity: %v, %.0f/s, want only 200s near %.0f/s", full.statuses(), capacity, upstreamSlots/upstreamCost.Seconds())
+	if full.ok() != len(full) || capacity < 0.5*float64(o.slots)/o.cost.Seconds() {
+		t.Fatalf("at capacity: %v, %.0f/s, want only 200s near %.0f/s", full.statuses(), capacity, float64(o.slots)/o.cost.Seconds())
 	}
-	t.Logf("unloaded: high p99 %s; capacity %.0f/s (%d slots of %s)", unloaded.p99(), capacity, upstreamSlots, upstreamCost)
+	t.Logf("unloaded: high p99 %s; capacity %.0f/s (%d slots of %s)", unloaded.p99(), capacity, o.slots, o.cost)
 	return unloaded, capacity
 }
 
@@ -332,7 +334,7 @@ func (o *overloadClient) baseline(t *testing.T) (unloaded calls, capacity float6
 // CPU). Nothing is shed, every request waits for the upstream, and the high
 // priority ones wait like the rest.
 func TestOverloadWithoutAdmissionDelaysEveryone(t *testing.T) {
-	s, o := startOverloadService(t, "SERVICE_OVERLOAD_MAX_INFLIGHT=1000000", "SERVICE_OVERLOAD_QUEUE_SIZE=0")
+	s, o := startOverloadService(t, upstreamSlots, upstreamCost, "SERVICE_OVERLOAD_MAX_INFLIGHT=1000000", "SERVICE_OVERLOAD_QUEUE_SIZE=0", "SERVICE_OVERLOAD_MAX_PER_CLIENT=1000000")
 	unloaded, capacity := o.baseline(t)
 	const overloadRun = 2 * time.Second
 	cpu := processCPU(t, s)
@@ -350,7 +352,7 @@ func TestOverloadWithoutAdmissionDelaysEveryone(t *testing.T) {
 }
 
 // processCPU is the CPU time the service's process has used so far.
-func processCPU(t *testing.T, s *service) time.Duration {
+func processCPU(t testing.TB, s *service) time.Duration {
 	t.Helper()
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
 	if err != nil {
@@ -368,11 +370,17 @@ func processCPU(t *testing.T, s *service) time.Duration {
 }
 
 // admissionLimit reads meshkit_admission_limit from the admin /metrics.
-func admissionLimit(t *testing.T, s *service) int {
+func admissionLimit(t testing.TB, s *service) int {
+	return admissionGauge(t, s, "meshkit_admission_limit")
+}
+
+// admissionGauge reads the gauge name (meshkit_admission_limit,
+// meshkit_admission_inflight) from the admin /metrics.
+func admissionGauge(t testing.TB, s *service, name string) int {
 	t.Helper()
 	r := mustGet(t, newClient(t), s.adminURL("/metrics"))
 	for line := range strings.Lines(r.body) {
-		if rest, ok := strings.CutPrefix(line, "meshkit_admission_limit"); ok && !strings.HasPrefix(rest, "_") {
+		if rest, ok := strings.CutPrefix(line, name); ok && !strings.HasPrefix(rest, "_") {
 			fields := strings.Fields(rest)
 			n, err := strconv.ParseFloat(fields[len(fields)-1], 64)
 			if err != nil {
@@ -381,6 +389,6 @@ func admissionLimit(t *testing.T, s *service) int {
 			return int(n)
 		}
 	}
-	t.Fatalf("no meshkit_admission_limit in /metrics:\n%s", r.body)
+	t.Fatalf("no %s in /metrics:\n%s", name, r.body)
 	return 0
 }

@@ -90,7 +90,7 @@ func loopbackEnv(vars ...string) []string {
 
 // service is a running service binary.
 type service struct {
-	t      *testing.T
+	t      testing.TB
 	cmd    *exec.Cmd
 	stderr *stderrLog
 	exited chan struct{} // closed once the process is gone and its output read
@@ -101,7 +101,7 @@ type service struct {
 // startService runs the binary with env and args and waits until it logs
 // "service ready". The process is killed when the test ends, and its stderr
 // logged if the test failed.
-func startService(t *testing.T, env []string, args ...string) *service {
+func startService(t testing.TB, env []string, args ...string) *service {
 	t.Helper()
 	s := &service{
 		t:      t,
@@ -283,7 +283,7 @@ func runService(t *testing.T, env []string, args ...string) result {
 
 // newClient is an HTTP client with a bounded timeout whose idle connections
 // are closed when the test ends.
-func newClient(t *testing.T) *http.Client {
+func newClient(t testing.TB) *http.Client {
 	transport := &http.Transport{}
 	t.Cleanup(transport.CloseIdleConnections)
 	return &http.Client{Transport: transport, Timeout: requestTimeout}
@@ -324,7 +324,7 @@ func fetch(client *http.Client, url string, header ...string) response {
 }
 
 // mustGet is fetch on the test goroutine, failing the test on a transport error.
-func mustGet(t *testing.T, client *http.Client, url string, header ...string) response {
+func mustGet(t testing.TB, client *http.Client, url string, header ...string) response {
 	t.Helper()
 	r := fetch(client, url, header...)
 	if r.err != nil {

@@ -24,8 +24,13 @@ type Config struct {
 	// Default 32768 (32 KiB).
 	MaxHeaderBytes int `yaml:"max_header_bytes" env:"SERVICE_HTTP_MAX_HEADER_BYTES"`
 	// RequestTimeout is each request's deadline; a handler that has not
-	// answered by then gets a 504 written for it. Default 30s. A route's
-	// policy may set its own.
+	// answered by then gets a 504 written for it, and a body still arriving
+	// has its read cut (http.ResponseController.SetReadDeadline), so that a
+	// client trickling its body holds nothing past the deadline. The answer
+	// is 504 rather than 408 even when the body was still arriving: one
+	// deadline covers the body and the handler, and the client sees one
+	// answer whichever took the time. Default 30s. A route's policy may set
+	// its own.
 	RequestTimeout time.Duration `yaml:"request_timeout" env:"SERVICE_HTTP_REQUEST_TIMEOUT"`
 	// ReadHeaderTimeout bounds reading a request's headers. Default 5s.
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout" env:"SERVICE_HTTP_READ_HEADER_TIMEOUT"`
@@ -35,6 +40,10 @@ type Config struct {
 	// WriteTimeout bounds writing a response, a backstop behind the request
 	// deadline. Default (0): the longest route deadline plus 5s.
 	WriteTimeout time.Duration `yaml:"write_timeout" env:"SERVICE_HTTP_WRITE_TIMEOUT"`
+	// MaxConcurrentStreams bounds the requests (streams) one HTTP/2
+	// connection may have open at once; the client waits for a stream to end
+	// before it opens another. Default 100, the least RFC 9113 recommends.
+	MaxConcurrentStreams int `yaml:"max_concurrent_streams" env:"SERVICE_HTTP_MAX_CONCURRENT_STREAMS"`
 	// IdleTimeout closes keep-alive connections idle that long. Default 120s.
 	IdleTimeout time.Duration `yaml:"idle_timeout" env:"SERVICE_HTTP_IDLE_TIMEOUT"`
 	// ShutdownTimeout bounds the wait for in-flight requests on shutdown.
@@ -63,15 +72,16 @@ type CORSConfig struct {
 // DefaultConfig returns the embedded defaults.
 func DefaultConfig() Config {
 	return Config{
-		Addr:              ":8080",
-		AdminAddr:         ":9090",
-		MaxBodyBytes:      1 << 20,
-		MaxHeaderBytes:    32 << 10,
-		RequestTimeout:    30 * time.Second,
-		ReadHeaderTimeout: 5 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ShutdownTimeout:   30 * time.Second,
-		CORS:              CORSConfig{MaxAge: 10 * time.Minute},
+		Addr:                 ":8080",
+		AdminAddr:            ":9090",
+		MaxBodyBytes:         1 << 20,
+		MaxHeaderBytes:       32 << 10,
+		RequestTimeout:       30 * time.Second,
+		ReadHeaderTimeout:    5 * time.Second,
+		IdleTimeout:          120 * time.Second,
+		MaxConcurrentStreams: 100,
+		ShutdownTimeout:      30 * time.Second,
+		CORS:                 CORSConfig{MaxAge: 10 * time.Minute},
 	}
 }
 
@@ -92,6 +102,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("SERVICE_HTTP_MAX_BODY_BYTES=%d: must be positive", c.MaxBodyBytes)
 	case c.MaxHeaderBytes < 4096:
 		return fmt.Errorf("SERVICE_HTTP_MAX_HEADER_BYTES=%d: must be at least 4096", c.MaxHeaderBytes)
+	case c.MaxConcurrentStreams < 1:
+		return fmt.Errorf("SERVICE_HTTP_MAX_CONCURRENT_STREAMS=%d: must be at least 1", c.MaxConcurrentStreams)
 	}
 	for _, d := range []struct {
 		name   string

@@ -13,6 +13,7 @@ import (
 
 	"github.com/meshkit/meshkit/internal/problem"
 	"github.com/meshkit/meshkit/internal/requestid"
+	"github.com/meshkit/meshkit/internal/route"
 )
 
 // deadlineWriter stands between a handler and the response while a request
@@ -80,18 +81,30 @@ func (p *deadlineWriterPool) put(w *deadlineWriter) {
 }
 
 // expire runs on the timer's goroutine once the deadline has passed: it ends
-// the request context and, unless the handler has answered, answers 504.
+// the request context and, unless the handler has answered, answers 504 and
+// cuts the read of the request's body, so that a body still trickling in
+// holds the handler no longer. Then, unless the chain has returned, it calls
+// the request's deadline hooks ([route.OnDeadline]): a stage before this one
+// lets go of what it holds for the request.
 func (w *deadlineWriter) expire() {
+	if !w.expireLocked() {
+		route.DeadlinePassed(w.ctx)
+	}
+}
+
+// expireLocked is expire's part under mu; it reports whether the chain had
+// returned.
+func (w *deadlineWriter) expireLocked() (finished bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err := w.ctx.Context.Err(); err != nil {
 		// The parent ended first (the client went away): nobody reads a 504.
 		w.ctx.end(err)
-		return
+		return w.finished
 	}
 	w.ctx.end(context.DeadlineExceeded)
 	if w.finished || w.committed || w.expired {
-		return
+		return w.finished
 	}
 	w.expired = true
 	p := problem.New(http.StatusGatewayTimeout, "the request took longer than its deadline")
@@ -103,6 +116,11 @@ func (w *deadlineWriter) expire() {
 	w.ResponseWriter.Header().Set("Connection", "close")
 	problem.WriteTo(w.ResponseWriter, p)
 	w.ResponseWriter.Flush()
+	// A body still on its way is not waited for: the read fails at once
+	// (HTTP/1: the connection's, which then closes; HTTP/2: the stream's).
+	// Writers without the method (tests' recorders) have no read to cut.
+	_ = http.NewResponseController(w.ResponseWriter).SetReadDeadline(time.Now())
+	return false
 }
 
 // finish marks the handler as returned: from now on the timer does nothing.

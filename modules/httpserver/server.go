@@ -88,6 +88,10 @@ func (s *Server) newHTTPServer(h http.Handler, backstop time.Duration) *http.Ser
 		ReadTimeout:       cmp.Or(s.cfg.ReadTimeout, backstop),
 		WriteTimeout:      cmp.Or(s.cfg.WriteTimeout, backstop),
 		IdleTimeout:       s.cfg.IdleTimeout,
+		// Over HTTP/2 (TLS with ALPN h2) one connection carries many
+		// requests: bound them, as a connection each would be bounded by
+		// the client's connections.
+		HTTP2: &http.HTTP2Config{MaxConcurrentStreams: s.cfg.MaxConcurrentStreams},
 		// net/http's own limit is a backstop at twice the configured one: up to
 		// there the limits stage answers 431 with a problem body.
 		MaxHeaderBytes: 2 * s.cfg.MaxHeaderBytes,

@@ -15,6 +15,11 @@ type Config struct {
 	// MinLimit and MaxLimit bound the adaptive limit. Default 10 and 1000.
 	MinLimit int `yaml:"min_limit" env:"SERVICE_OVERLOAD_MIN_LIMIT"`
 	MaxLimit int `yaml:"max_limit" env:"SERVICE_OVERLOAD_MAX_LIMIT"`
+	// MaxPerClient is the most of the limit one client (its principal, else
+	// its address, as the rate limiter keys it) may hold while others need
+	// the rest; past it, its requests wait behind the others' and are shed
+	// first. 0 (the default): an eighth of the limit, at least 4.
+	MaxPerClient int `yaml:"max_per_client" env:"SERVICE_OVERLOAD_MAX_PER_CLIENT"`
 	// QueueSize bounds the requests that wait for admission once the limit
 	// is reached. 0: none wait. Default 100.
 	QueueSize int `yaml:"queue_size" env:"SERVICE_OVERLOAD_QUEUE_SIZE"`
@@ -40,6 +45,8 @@ func (c Config) Validate() error {
 	case c.InitialLimit < c.MinLimit || c.InitialLimit > c.MaxLimit:
 		return fmt.Errorf("SERVICE_OVERLOAD_INITIAL_LIMIT=%d: must be between SERVICE_OVERLOAD_MIN_LIMIT (%d) and SERVICE_OVERLOAD_MAX_LIMIT (%d)",
 			c.InitialLimit, c.MinLimit, c.MaxLimit)
+	case c.MaxPerClient < 0:
+		return fmt.Errorf("SERVICE_OVERLOAD_MAX_PER_CLIENT=%d: must be 0 (an eighth of the limit) or more", c.MaxPerClient)
 	case c.QueueSize < 0:
 		return fmt.Errorf("SERVICE_OVERLOAD_QUEUE_SIZE=%d: must not be negative", c.QueueSize)
 	case c.QueueTimeout < 0:
@@ -50,7 +57,7 @@ func (c Config) Validate() error {
 
 // NewController returns the controller c describes.
 func (c Config) NewController() *Controller {
-	o := ControllerOptions{Fixed: c.MaxInflight, QueueSize: c.QueueSize, QueueTimeout: c.QueueTimeout}
+	o := ControllerOptions{Fixed: c.MaxInflight, MaxPerClient: c.MaxPerClient, QueueSize: c.QueueSize, QueueTimeout: c.QueueTimeout}
 	if c.MaxInflight == 0 {
 		o.Limit = NewLimit(c.InitialLimit, c.MinLimit, c.MaxLimit)
 	}

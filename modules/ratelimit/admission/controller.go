@@ -19,6 +19,11 @@ var (
 	ErrEvicted = errors.New("admission: a request of a higher class took the queued request's place")
 	// ErrQueueTimeout: the request waited its whole budget in the queue.
 	ErrQueueTimeout = errors.New("admission: the request waited its whole budget without being admitted")
+	// ErrClientShare: the request's client held its share of the limit
+	// while others needed the rest, and the request was shed for it: it
+	// found the queue full, gave its place in it to a client within its
+	// share, or waited its whole budget.
+	ErrClientShare = errors.New("admission: the request's client holds its share of the limit")
 )
 
 // The classes' indexes in the controller's arrays, lowest first.
@@ -29,12 +34,6 @@ const (
 	criticalIndex
 	numClasses
 )
-
-// shares are the parts of the limit each class may fill, by class index: a
-// request is admitted only while fewer requests than its class's share are
-// in progress, so that the lower classes are refused first and the higher
-// ones always find room. Critical may use all of it.
-var shares = [numClasses]float64{lowIndex: 0.5, normalIndex: 0.7, highIndex: 0.9, criticalIndex: 1}
 
 // classIndex maps a class to its index; unknown classes count as normal.
 func classIndex(c priority.Class) int {
@@ -49,12 +48,26 @@ func classIndex(c priority.Class) int {
 	return normalIndex
 }
 
+// reserveDivisor sets the reserve of high and critical: a tenth of the limit
+// (none below 10), which low and normal requests may not fill. See
+// [Controller].
+const reserveDivisor = 10
+
+// DefaultShare is the share of the limit one client may hold while others
+// wait, when [ControllerOptions.MaxPerClient] does not set it: an eighth of
+// the limit, at least 4, so that a caller with a few requests in progress
+// at once (a small connection pool) is not yet taken for a greedy one.
+func DefaultShare(limit int) int { return max(4, limit/8) }
+
 // ControllerOptions configure a [Controller].
 type ControllerOptions struct {
 	// Limit adapts the concurrency limit to latency. Nil with Fixed > 0.
 	Limit *Limit
 	// Fixed, when above 0, is the concurrency limit, and Limit is not used.
 	Fixed int
+	// MaxPerClient, when above 0, is the most of the limit one client may
+	// hold while others need the rest; 0: [DefaultShare] of the limit.
+	MaxPerClient int
 	// QueueSize bounds the requests waiting for admission.
 	QueueSize int
 	// QueueTimeout bounds a request's wait (its deadline too, if sooner).
@@ -63,31 +76,60 @@ type ControllerOptions struct {
 	Now func() time.Time
 }
 
-// Controller admits requests while the concurrency limit allows their class,
-// and holds the others in a short wait queue ordered by class, then by
-// arrival. When a request ends, the first waiter of the highest class that
-// its share admits takes its place. A full queue makes room for a higher
-// class by shedding the newest waiter of the lowest class. It is safe for
-// concurrent use.
+// Controller admits requests while the concurrency limit allows them, and
+// holds the others in a short wait queue. It is work-conserving: any class
+// may use capacity that is idle, except a small reserve; once the limit is
+// reached, a freed place goes to the waiter of the highest class, then by
+// arrival, and a full queue makes room for a higher class by shedding the
+// newest waiter of the lowest one.
+//
+// The reserve: low and normal requests may fill the limit less a tenth of it
+// (none for a limit under 10); high and critical requests may fill all of it.
+// A high request that arrives while the bulk of the traffic fills the limit
+// then starts at once rather than waiting for one of those requests to end,
+// which on a route that takes seconds would be longer than its wait budget.
+// A tenth is small enough that the bulk alone still uses 90% of the limit,
+// and the adaptive limit, which grows while latency stays low, makes up for
+// it.
+//
+// The client share: while others need the rest of the limit, one client (the
+// key internal/clientkey gives its requests: its principal, else its
+// address) holds at most its share of it (MaxPerClient). Past its share, a
+// client's request is admitted only while more than a share of the class's
+// room stays free for the others, so that a newcomer finds room at once even
+// when one client's requests take their whole deadline (slow bodies); else
+// it waits behind every request within its share, and is the first of its
+// class shed, with [ErrClientShare]. A client alone thus reaches the limit
+// less a share; the adaptive limit grows past that when latency allows.
+//
+// The adaptive limit probes for its no-load latency by halving the room of
+// low and normal for a window; high and critical keep theirs.
+//
+// It is safe for concurrent use.
 type Controller struct {
-	mu       sync.Mutex
-	limit    *Limit // nil when fixed
-	fixed    int
-	caps     [numClasses]int // the limit's share of each class
-	inflight int
-	queues   [numClasses][]*waiter // FIFO per class
-	queued   int
-	maxQueue int
-	maxWait  time.Duration
-	now      func() time.Time
-	waiters  sync.Pool
+	mu        sync.Mutex
+	limit     *Limit // nil when fixed
+	fixed     int
+	perClient int // MaxPerClient; 0: derived from the limit
+	full      int // the limit: what high and critical may fill
+	bulk      int // what low and normal may fill
+	share     int // what one client may hold while others need the rest
+	inflight  int
+	held      map[string]int        // requests in progress by client
+	queues    [numClasses][]*waiter // FIFO per class
+	queued    int
+	maxQueue  int
+	maxWait   time.Duration
+	now       func() time.Time
+	waiters   sync.Pool
 }
 
 // waiter is a request in the queue. ready receives exactly one value: nil
 // when admitted, else the reason it was shed.
 type waiter struct {
-	class int
-	ready chan error
+	class  int
+	client string
+	ready  chan error
 }
 
 // NewController returns a controller with o's limit and queue.
@@ -95,7 +137,11 @@ func NewController(o ControllerOptions) *Controller {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	c := &Controller{limit: o.Limit, fixed: o.Fixed, maxQueue: max(0, o.QueueSize), maxWait: o.QueueTimeout, now: o.Now}
+	c := &Controller{
+		limit: o.Limit, fixed: o.Fixed, perClient: max(0, o.MaxPerClient),
+		held:     make(map[string]int),
+		maxQueue: max(0, o.QueueSize), maxWait: o.QueueTimeout, now: o.Now,
+	}
 	if c.fixed > 0 {
 		c.limit = nil
 	}
@@ -104,29 +150,41 @@ func NewController(o ControllerOptions) *Controller {
 	return c
 }
 
-// Ticket is an admitted request's place. Give it back with [Controller.Done].
+// Ticket is an admitted request's place. Give it back with [Controller.Done],
+// once.
 type Ticket struct {
 	start    time.Time
 	inflight int
+	client   string
 }
 
-// Admit admits a request of class c at once, or after a wait in the queue,
-// or refuses it: [ErrQueueFull], [ErrEvicted], [ErrQueueTimeout], or ctx's
-// error when the request ended while waiting.
-func (c *Controller) Admit(ctx context.Context, class priority.Class) (Ticket, error) {
+// Admit admits a request of class c from client (its [clientkey]) at once,
+// or after a wait in the queue, or refuses it: [ErrQueueFull], [ErrEvicted],
+// [ErrQueueTimeout], [ErrClientShare], or ctx's error when the request ended
+// while waiting.
+//
+// [clientkey]: https://pkg.go.dev/github.com/meshkit/meshkit/internal/clientkey
+func (c *Controller) Admit(ctx context.Context, class priority.Class, client string) (Ticket, error) {
 	ci := classIndex(class)
 	c.mu.Lock()
-	if c.inflight < c.caps[ci] && !c.waitingAtOrAbove(ci) {
-		t := c.admitLocked()
+	// No waiter is ever admissible at rest (every change that could make one
+	// so dispatches), so a request admissible now overtakes none that should
+	// go first.
+	if c.admissibleLocked(ci, client) {
+		t := c.admitLocked(client)
 		c.mu.Unlock()
 		return t, nil
 	}
-	if c.queued >= c.maxQueue && !c.evictBelowLocked(ci) {
+	if c.queued >= c.maxQueue && !c.evictBelowLocked(c.rankLocked(ci, client)) {
+		over := c.overShareLocked(client)
 		c.mu.Unlock()
+		if over {
+			return Ticket{}, ErrClientShare
+		}
 		return Ticket{}, ErrQueueFull
 	}
 	w := c.waiters.Get().(*waiter)
-	w.class = ci
+	w.class, w.client = ci, client
 	c.queues[ci] = append(c.queues[ci], w)
 	c.queued++
 	c.mu.Unlock()
@@ -152,6 +210,9 @@ func (c *Controller) wait(ctx context.Context, w *waiter) (Ticket, error) {
 	}
 	c.mu.Lock()
 	if c.removeLocked(w) {
+		if gaveUp == ErrQueueTimeout && c.overShareLocked(w.client) {
+			gaveUp = ErrClientShare
+		}
 		c.mu.Unlock()
 		c.waiters.Put(w)
 		return Ticket{}, gaveUp
@@ -163,22 +224,29 @@ func (c *Controller) wait(ctx context.Context, w *waiter) (Ticket, error) {
 
 // settle returns what w's answer means and recycles w.
 func (c *Controller) settle(w *waiter, err error) (Ticket, error) {
+	client := w.client
+	w.client = ""
 	c.waiters.Put(w)
 	if err != nil {
 		return Ticket{}, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return Ticket{start: c.now(), inflight: c.inflight}, nil
+	return Ticket{start: c.now(), inflight: c.inflight, client: client}, nil
 }
 
-// Done gives t back once its request has ended; dropped means it failed for
-// want of time. The adaptive limit learns from it, and the freed place goes
-// to the queue.
+// Done gives t back once its request has ended (or its deadline has passed);
+// dropped means it failed for want of time. The adaptive limit learns from
+// it, and the freed place goes to the queue.
 func (c *Controller) Done(t Ticket, dropped bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.inflight--
+	if n := c.held[t.client] - 1; n > 0 {
+		c.held[t.client] = n
+	} else {
+		delete(c.held, t.client)
+	}
 	if c.limit != nil {
 		now := c.now()
 		if c.limit.Sample(now, now.Sub(t.start), t.inflight, dropped) {
@@ -188,51 +256,96 @@ func (c *Controller) Done(t Ticket, dropped bool) {
 	c.dispatchLocked()
 }
 
-// admitLocked takes a place for a request admitted at once.
-func (c *Controller) admitLocked() Ticket {
-	c.inflight++
-	return Ticket{start: c.now(), inflight: c.inflight}
+// roomLocked is what class ci may fill.
+func (c *Controller) roomLocked(ci int) int {
+	if ci >= highIndex {
+		return c.full
+	}
+	return c.bulk
 }
 
-// dispatchLocked admits waiters, highest class first, while their shares
-// allow.
+// overShareLocked reports whether client holds its share or more.
+func (c *Controller) overShareLocked(client string) bool {
+	return c.held[client] >= c.share
+}
+
+// admissibleLocked reports whether a request of class ci from client may
+// start now: its class has room and, past its client's share, more than a
+// share of that room stays free.
+func (c *Controller) admissibleLocked(ci int, client string) bool {
+	room := c.roomLocked(ci)
+	if c.overShareLocked(client) {
+		room -= c.share
+	}
+	return c.inflight < room
+}
+
+// rankLocked orders requests for eviction: by class, and within a class a
+// client past its share below one within it.
+func (c *Controller) rankLocked(ci int, client string) int {
+	if c.overShareLocked(client) {
+		return 2 * ci
+	}
+	return 2*ci + 1
+}
+
+// admitLocked takes a place for client.
+func (c *Controller) admitLocked(client string) Ticket {
+	c.inflight++
+	c.held[client]++
+	return Ticket{start: c.now(), inflight: c.inflight, client: client}
+}
+
+// dispatchLocked admits the waiters that may start, highest class first,
+// then by arrival. One pass suffices: admitting a waiter only takes room.
 func (c *Controller) dispatchLocked() {
 	for ci := numClasses - 1; ci >= 0 && c.queued > 0; ci-- {
-		for len(c.queues[ci]) > 0 && c.inflight < c.caps[ci] {
-			w := c.queues[ci][0]
-			c.queues[ci] = c.queues[ci][1:]
+		q := c.queues[ci]
+		kept := q[:0]
+		for _, w := range q {
+			if !c.admissibleLocked(ci, w.client) {
+				kept = append(kept, w)
+				continue
+			}
+			c.admitLocked(w.client)
 			c.queued--
-			c.inflight++
 			w.ready <- nil
 		}
-		if len(c.queues[ci]) > 0 {
-			return // the lower classes' shares are smaller still
-		}
+		clear(q[len(kept):])
+		c.queues[ci] = kept
 	}
 }
 
-// waitingAtOrAbove reports whether a request of class ci or higher waits:
-// then a newcomer of class ci may not overtake it.
-func (c *Controller) waitingAtOrAbove(ci int) bool {
-	for i := ci; i < numClasses; i++ {
-		if len(c.queues[i]) > 0 {
-			return true
+// evictBelowLocked sheds the waiter of the lowest rank below rank, the
+// newest of them, and reports whether there was one.
+func (c *Controller) evictBelowLocked(rank int) bool {
+	for ci := 0; 2*ci < rank && ci < numClasses; ci++ {
+		q := c.queues[ci]
+		// The newest waiter past its share, else the newest one.
+		at := len(q) - 1
+		for i := len(q) - 1; i >= 0; i-- {
+			if c.overShareLocked(q[i].client) {
+				at = i
+				break
+			}
 		}
-	}
-	return false
-}
-
-// evictBelowLocked sheds the newest waiter of the lowest class below ci, and
-// reports whether there was one.
-func (c *Controller) evictBelowLocked(ci int) bool {
-	for i := range ci {
-		if q := c.queues[i]; len(q) > 0 {
-			w := q[len(q)-1]
-			c.queues[i] = q[:len(q)-1]
-			c.queued--
-			w.ready <- ErrEvicted
-			return true
+		if at < 0 {
+			continue
 		}
+		w := q[at]
+		if c.rankLocked(ci, w.client) >= rank {
+			return false
+		}
+		reason := ErrEvicted
+		if c.overShareLocked(w.client) {
+			reason = ErrClientShare
+		}
+		copy(q[at:], q[at+1:])
+		q[len(q)-1] = nil
+		c.queues[ci] = q[:len(q)-1]
+		c.queued--
+		w.ready <- reason
+		return true
 	}
 	return false
 }
@@ -252,33 +365,45 @@ func (c *Controller) removeLocked(w *waiter) bool {
 	return false
 }
 
-// setCaps recomputes the classes' shares of the limit: at least 1 each. A
-// probe window of the adaptive limit halves the shares of low and normal
-// only: they are the bulk that makes the queue the probe looks behind, and
-// the higher classes keep their room.
+// setCaps recomputes the room of each class and the client share from the
+// limit.
 func (c *Controller) setCaps() {
-	for i, share := range shares {
-		limit := c.fixed
-		switch {
-		case c.limit != nil && i < highIndex:
-			limit = c.limit.Current()
-		case c.limit != nil:
-			limit = c.limit.Full()
-		}
-		c.caps[i] = max(1, int(float64(limit)*share))
+	c.full = c.fixed
+	if c.limit != nil {
+		c.full = c.limit.Full()
+	}
+	c.bulk = c.full - c.full/reserveDivisor
+	if c.limit != nil {
+		// A probe window halves the room of low and normal only: they are
+		// the bulk that makes the queue the probe looks behind.
+		c.bulk = min(c.bulk, c.limit.Current())
+	}
+	c.bulk = max(1, c.bulk)
+	c.share = c.perClient
+	if c.share == 0 {
+		c.share = DefaultShare(c.full)
 	}
 }
 
 // Stats are a controller's figures at one moment.
 type Stats struct {
-	Limit    int
-	Inflight int
-	Queued   int
+	// Limit is the concurrency limit.
+	Limit int
+	// Bulk is what low and normal requests may fill: the limit less the
+	// reserve of high and critical (and half of it while the adaptive limit
+	// probes).
+	Bulk int
+	// ClientShare is what one client may hold while others need the rest.
+	ClientShare int
+	Inflight    int
+	Queued      int
+	// Clients is how many clients have requests in progress.
+	Clients int
 }
 
 // Stats returns the limit, the requests in progress and those waiting.
 func (c *Controller) Stats() Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return Stats{Limit: c.caps[criticalIndex], Inflight: c.inflight, Queued: c.queued}
+	return Stats{Limit: c.full, Bulk: c.bulk, ClientShare: c.share, Inflight: c.inflight, Queued: c.queued, Clients: len(c.held)}
 }

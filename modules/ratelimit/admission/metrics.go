@@ -14,8 +14,9 @@ const meterName = "github.com/meshkit/meshkit/modules/ratelimit/admission"
 // Metrics are the admission stage's instruments:
 //
 //   - meshkit.admission.sheds, a counter of shed requests by priority (the
-//     class) and reason ("queue_full", "evicted", "queue_timeout", "gone":
-//     the request ended while it waited);
+//     class) and reason ("queue_full", "evicted", "queue_timeout",
+//     "client_share": its client held its share of the limit while others
+//     needed the rest, "gone": the request ended while it waited);
 //   - meshkit.admission.inflight, meshkit.admission.limit and
 //     meshkit.admission.queue, gauges of the requests in progress, the
 //     concurrency limit and the requests waiting, observed at collection.
@@ -43,7 +44,7 @@ func NewMetrics(mp metric.MeterProvider, ctrl *Controller) (*Metrics, error) {
 	}
 	m := &Metrics{sheds: sheds, options: make(map[shedKey][]metric.AddOption)}
 	for _, class := range []priority.Class{priority.Low, priority.Normal, priority.High, priority.Critical} {
-		for _, reason := range []string{"queue_full", "evicted", "queue_timeout", "gone", "other"} {
+		for _, reason := range []string{"queue_full", "evicted", "queue_timeout", "client_share", "gone", "other"} {
 			m.options[shedKey{classIndex(class), reason}] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(
 				attribute.String("priority", class.String()), attribute.String("reason", reason)))}
 		}

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync/atomic"
 
 	"github.com/gin-gonic/gin"
 	"go.opentelemetry.io/otel/baggage"
 
+	"github.com/meshkit/meshkit/internal/clientkey"
 	"github.com/meshkit/meshkit/internal/principal"
 	"github.com/meshkit/meshkit/internal/priority"
 	"github.com/meshkit/meshkit/internal/problem"
@@ -34,11 +36,17 @@ const BaggageKey = "priority"
 //     route's MaxPriority (or its Priority, if higher). An anonymous
 //     caller's header and baggage are ignored. An authenticated caller's
 //     unknown class in the header is a 400 problem;
-//   - asks ctrl for admission; a shed request gets a 503 problem with
+//   - asks ctrl for admission, for the request's client (internal/clientkey:
+//     its principal, else its address); a shed request gets a 503 problem with
 //     Retry-After and goes no further (no handler, no Redis call);
 //   - puts the class in the request's baggage, so outbound calls carry it;
 //   - gives its place back when the chain returns (a panic included),
-//     telling ctrl whether it failed for want of time (504).
+//     telling ctrl whether it failed for want of time (504), or as soon as
+//     the request's context ends before that: its deadline has passed (the
+//     limits stage has answered 504 and cut the body's read) or its client
+//     has gone ([route.OnDeadline]). A handler that ignores its context then
+//     runs on outside the limit, but a slow body or a slow handler holds a
+//     place no longer than the request's deadline.
 func NewMiddleware(ctrl *Controller, m *Metrics) route.Middleware {
 	return route.Middleware{
 		Name:  "admission",
@@ -66,7 +74,7 @@ func (s stage) handle(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	ticket, err := s.ctrl.Admit(ctx, class)
+	ticket, err := s.ctrl.Admit(ctx, class, clientkey.Of(c))
 	if err != nil {
 		s.metrics.shed(ctx, class, err)
 		if ctx.Err() != nil {
@@ -80,12 +88,29 @@ func (s stage) handle(c *gin.Context) {
 		problem.Abort(c, http.StatusServiceUnavailable, "the service is overloaded: retry later")
 		return
 	}
-	defer func() {
-		s.ctrl.Done(ticket, c.Writer.Status() == http.StatusGatewayTimeout)
-	}()
+	p := &place{ctrl: s.ctrl, ticket: ticket}
+	defer func() { p.release(c.Writer.Status() == http.StatusGatewayTimeout) }()
+	c.Request = c.Request.WithContext(route.OnDeadline(ctx, p.expired))
 	carryClass(c, class)
 	c.Next()
 }
+
+// place is an admitted request's place, given back once: when the chain
+// returns or when the request's context ends before, whichever is first.
+type place struct {
+	ctrl     *Controller
+	ticket   Ticket
+	released atomic.Bool
+}
+
+func (p *place) release(dropped bool) {
+	if p.released.CompareAndSwap(false, true) {
+		p.ctrl.Done(p.ticket, dropped)
+	}
+}
+
+// expired is the request's deadline hook: it ended for want of time.
+func (p *place) expired() { p.release(true) }
 
 // class is the request's class, as NewMiddleware says.
 func (s stage) class(c *gin.Context) (priority.Class, error) {
@@ -141,6 +166,8 @@ func shedReason(err error) string {
 		return "evicted"
 	case errors.Is(err, ErrQueueTimeout):
 		return "queue_timeout"
+	case errors.Is(err, ErrClientShare):
+		return "client_share"
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return "gone"
 	}

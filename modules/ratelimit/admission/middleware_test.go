@@ -54,8 +54,8 @@ func fakeSecurity() route.Middleware {
 }
 
 // harness is a server with the default stages, the admission stage of a
-// controller with a fixed limit of 10 and no queue, and routes that hold
-// their requests until released.
+// controller with a fixed limit of 10 (9 for low and normal) and no queue,
+// and routes that hold their requests until released.
 type harness struct {
 	api     http.Handler
 	ctrl    *admission.Controller
@@ -65,10 +65,12 @@ type harness struct {
 	seen    chan string // the baggage member each held request saw
 }
 
-func newHarness(t *testing.T) *harness {
+// newHarness returns a harness whose clients may each hold perClient of the
+// limit.
+func newHarness(t *testing.T, perClient int) *harness {
 	t.Helper()
 	h := &harness{
-		ctrl:    admission.NewController(admission.ControllerOptions{Fixed: 10}),
+		ctrl:    admission.NewController(admission.ControllerOptions{Fixed: 10, MaxPerClient: perClient}),
 		reader:  sdkmetric.NewManualReader(),
 		release: make(chan struct{}),
 		entered: make(chan struct{}, 100),
@@ -94,6 +96,8 @@ func newHarness(t *testing.T) *harness {
 			Policy: route.Policy{Public: true, Priority: priority.Normal, MaxPriority: priority.High}},
 		{Method: http.MethodGet, Path: "/hold-critical", Handler: hold,
 			Policy: route.Policy{Public: true, Priority: priority.Normal, MaxPriority: priority.Critical}},
+		{Method: http.MethodGet, Path: "/hold-briefly", Handler: hold,
+			Policy: route.Policy{Public: true, Timeout: 50 * time.Millisecond}},
 		{Method: http.MethodGet, Path: "/panic", Handler: func(*gin.Context) { panic("boom") },
 			Policy: route.Policy{Public: true}},
 		{Method: http.MethodGet, Path: "/livez", Handler: func(c *gin.Context) { c.Status(http.StatusOK) },
@@ -167,13 +171,13 @@ func wantShed(t *testing.T, rec *httptest.ResponseRecorder, what string) {
 }
 
 // An anonymous caller's X-Request-Priority is ignored: asking for critical
-// it gets the route's normal class, and is shed once normal's share (7 of
-// 10) is in progress; an authenticated caller's ask is honoured.
+// it gets the route's normal class, and is shed once normal's room (9 of 10)
+// is in progress; an authenticated caller's ask is honoured.
 func TestAnonymousPriorityHeaderIsIgnored(t *testing.T) {
-	h := newHarness(t)
-	h.hold(t, 7, "/hold-critical", nil)
+	h := newHarness(t, 10)
+	h.hold(t, 9, "/hold-critical", nil)
 	wantShed(t, h.shed(t, "/hold-critical", map[string]string{admission.HeaderPriority: "critical"}), "anonymous asking critical")
-	h.hold(t, 3, "/hold-critical", map[string]string{subjectHeader: "alice", admission.HeaderPriority: "critical"})
+	h.hold(t, 1, "/hold-critical", map[string]string{subjectHeader: "alice", admission.HeaderPriority: "critical"})
 	if st := h.ctrl.Stats(); st.Inflight != 10 {
 		t.Fatalf("%d in progress, want 10", st.Inflight)
 	}
@@ -182,21 +186,23 @@ func TestAnonymousPriorityHeaderIsIgnored(t *testing.T) {
 // An authenticated caller's ask is capped at the route's MaxPriority, and
 // may lower its class too.
 func TestAuthenticatedPriorityIsCappedByTheRoute(t *testing.T) {
-	h := newHarness(t)
-	critical := map[string]string{subjectHeader: "alice", admission.HeaderPriority: "Critical"}
-	h.hold(t, 9, "/hold", critical) // capped at high: 9 of 10
-	wantShed(t, h.shed(t, "/hold", critical), "critical asked on a route whose ceiling is high")
-	h.hold(t, 1, "/hold-critical", critical)
-
-	h = newHarness(t)
-	low := map[string]string{subjectHeader: "bob", admission.HeaderPriority: "low"}
-	h.hold(t, 5, "/hold", low)
-	wantShed(t, h.shed(t, "/hold", low), "a sixth low")
-	h.hold(t, 2, "/hold", nil) // normal still has room
+	h := newHarness(t, 10)
+	for _, tc := range []struct {
+		path, asked, want string
+	}{
+		{"/hold", "Critical", "high"}, // the route's ceiling
+		{"/hold-critical", "critical", "critical"},
+		{"/hold", "low", "low"},
+	} {
+		seen := h.hold(t, 1, tc.path, map[string]string{subjectHeader: "bob", admission.HeaderPriority: tc.asked})[0]
+		if seen != tc.want {
+			t.Errorf("%s asking %s: class %q, want %q", tc.path, tc.asked, seen, tc.want)
+		}
+	}
 }
 
 func TestUnknownPriorityFromAnAuthenticatedCallerIsABadRequest(t *testing.T) {
-	h := newHarness(t)
+	h := newHarness(t, 0)
 	rec := get(h.api, "/hold", map[string]string{subjectHeader: "alice", admission.HeaderPriority: "urgent"})
 	if rec.Code != http.StatusBadRequest || rec.Header().Get("Content-Type") != problem.ContentType {
 		t.Fatalf("%d %s, want a 400 problem", rec.Code, rec.Body)
@@ -208,7 +214,7 @@ func TestUnknownPriorityFromAnAuthenticatedCallerIsABadRequest(t *testing.T) {
 // The class the service gave a request is in its baggage, for outbound
 // calls; never one an anonymous caller asked for.
 func TestClassTravelsInBaggage(t *testing.T) {
-	h := newHarness(t)
+	h := newHarness(t, 10)
 	for _, tc := range []struct {
 		name   string
 		header map[string]string
@@ -228,16 +234,68 @@ func TestClassTravelsInBaggage(t *testing.T) {
 
 // A shed request reaches no handler, and is counted by class and reason.
 func TestShedRequestsAreCountedAndReachNoHandler(t *testing.T) {
-	h := newHarness(t)
-	h.hold(t, 5, "/hold", map[string]string{subjectHeader: "carol", admission.HeaderPriority: "low"})
+	h := newHarness(t, 10)
+	carol := map[string]string{subjectHeader: "carol", admission.HeaderPriority: "low"}
+	h.hold(t, 9, "/hold", carol)
 	for range 3 {
-		wantShed(t, h.shed(t, "/hold", map[string]string{subjectHeader: "carol", admission.HeaderPriority: "low"}), "low past its share")
+		wantShed(t, h.shed(t, "/hold", carol), "low past its room")
 	}
 	select {
 	case <-h.entered:
 		t.Fatal("a shed request reached the handler")
 	default:
 	}
+	got := h.collect(t)
+	want := map[string]int64{
+		"meshkit.admission.sheds/low/queue_full": 3,
+		"meshkit.admission.inflight":             9,
+		"meshkit.admission.limit":                10,
+		"meshkit.admission.queue":                0,
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %d, want %d (all: %v)", k, got[k], v, got)
+		}
+	}
+}
+
+// One client (its principal, else its address) holds at most its share
+// while others need the rest: past it, its requests may not take the last
+// share of the room, and are shed with reason client_share; another client
+// still finds room at once.
+func TestAClientPastItsShareIsShedAndOthersFindRoom(t *testing.T) {
+	h := newHarness(t, 2)
+	dave := map[string]string{subjectHeader: "dave"}
+	h.hold(t, 7, "/hold", dave) // 9 for normal, less a share of 2
+	wantShed(t, h.shed(t, "/hold", dave), "dave past his share")
+	h.hold(t, 2, "/hold", map[string]string{subjectHeader: "erin"})
+	h.hold(t, 1, "/hold-critical", map[string]string{subjectHeader: "frank", admission.HeaderPriority: "critical"}) // the reserve
+	if got := h.collect(t); got["meshkit.admission.sheds/normal/client_share"] != 1 || got["meshkit.admission.inflight"] != 10 {
+		t.Errorf("metrics %v, want one normal request shed for client_share and 10 in progress", got)
+	}
+}
+
+// A handler that ignores its context gives its place back when the
+// request's deadline passes (answered 504 by the limits stage), not when it
+// returns.
+func TestTheDeadlineGivesThePlaceBack(t *testing.T) {
+	h := newHarness(t, 10)
+	h.hold(t, 1, "/hold-briefly", nil) // its handler holds it until the test ends
+	for deadline := time.Now().Add(5 * time.Second); h.ctrl.Stats().Inflight != 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v 5s after a deadline of 50ms, want the place back", h.ctrl.Stats())
+		}
+	}
+	if st := h.ctrl.Stats(); st.Clients != 0 {
+		t.Fatalf("stats %+v, want no client holding a place", st)
+	}
+	h.hold(t, 10, "/hold-critical", map[string]string{subjectHeader: "alice", admission.HeaderPriority: "critical"})
+}
+
+// collect returns the admission metrics: counters by name/priority/reason,
+// gauges by name.
+func (h *harness) collect(t *testing.T) map[string]int64 {
+	t.Helper()
 	var rm metricdata.ResourceMetrics
 	if err := h.reader.Collect(t.Context(), &rm); err != nil {
 		t.Fatal(err)
@@ -257,21 +315,11 @@ func TestShedRequestsAreCountedAndReachNoHandler(t *testing.T) {
 			}
 		}
 	}
-	want := map[string]int64{
-		"meshkit.admission.sheds/low/queue_full": 3,
-		"meshkit.admission.inflight":             5,
-		"meshkit.admission.limit":                10,
-		"meshkit.admission.queue":                0,
-	}
-	for k, v := range want {
-		if got[k] != v {
-			t.Errorf("%s = %d, want %d (all: %v)", k, got[k], v, got)
-		}
-	}
+	return got
 }
 
 func TestProbesAreNeverShed(t *testing.T) {
-	h := newHarness(t)
+	h := newHarness(t, 10)
 	h.hold(t, 10, "/hold-critical", map[string]string{subjectHeader: "alice", admission.HeaderPriority: "critical"})
 	if rec := get(h.api, "/livez", nil); rec.Code != http.StatusOK {
 		t.Fatalf("/livez with the limit reached: %d %s", rec.Code, rec.Body)
@@ -279,7 +327,7 @@ func TestProbesAreNeverShed(t *testing.T) {
 }
 
 func TestPanickingHandlerGivesItsPlaceBack(t *testing.T) {
-	h := newHarness(t)
+	h := newHarness(t, 0)
 	for range 20 {
 		if rec := get(h.api, "/panic", nil); rec.Code != http.StatusInternalServerError {
 			t.Fatalf("/panic: %d", rec.Code)

@@ -7,14 +7,21 @@
 // normal (the default) and low. A route's policy sets its class, and the
 // highest one an authenticated caller may ask for with X-Request-Priority (or
 // with the W3C baggage member "priority", which this service sets on its
-// outbound calls in turn). Each class may fill only a share of the limit (low
-// 50%, normal 70%, high 90%, critical all of it), so the lower classes are
-// refused first and the higher ones find room. Past its share, a request
-// waits in a short queue ordered by class (SERVICE_OVERLOAD_QUEUE_SIZE,
-// SERVICE_OVERLOAD_QUEUE_TIMEOUT); a full queue makes room for a higher class
-// by shedding the newest waiter of the lowest one. A shed request gets a 503
-// problem with Retry-After, before any rate-limit (Redis) call or handler.
-// Probes and /metrics are never shed.
+// outbound calls in turn). Admission is work-conserving: any class may use
+// capacity that is idle, low and normal all but a small reserve (a tenth of
+// the limit) kept for high and critical. At the limit, a request waits in a
+// short queue (SERVICE_OVERLOAD_QUEUE_SIZE, SERVICE_OVERLOAD_QUEUE_TIMEOUT):
+// a freed place goes to the highest class first, and a full queue makes room
+// for a higher class by shedding the newest waiter of the lowest one.
+//
+// No client can monopolise the limit: while others need the rest, one client
+// (its principal, else its address: internal/clientkey, as the rate limiter
+// keys it) holds at most its share (SERVICE_OVERLOAD_MAX_PER_CLIENT, by
+// default an eighth of the limit); past it, its requests wait behind the
+// others' and are shed first. A request's place comes back when its context
+// ends (its deadline, which cuts a slow body's read), not only when its
+// handler returns. A shed request gets a 503 problem with Retry-After, before
+// any rate-limit (Redis) call or handler. Probes and /metrics are never shed.
 //
 // The limit adapts to latency ([Limit], after TCP Vegas), not to CPU use,
 // which misleads under container CPU quotas; SERVICE_OVERLOAD_MAX_INFLIGHT

@@ -1,4 +1,4 @@
-package ratelimit
+package clientkey
 
 import (
 	"net/http"
@@ -12,7 +12,7 @@ import (
 	"github.com/meshkit/meshkit/internal/principal"
 )
 
-// keyOf runs ClientKey on a request from remoteAddr with the given
+// keyOf runs Of on a request from remoteAddr with the given
 // X-Forwarded-For, through an engine that trusts trusted.
 func keyOf(t testing.TB, trusted []string, remoteAddr, xff string, p *principal.Principal) string {
 	t.Helper()
@@ -25,7 +25,7 @@ func keyOf(t testing.TB, trusted []string, remoteAddr, xff string, p *principal.
 		if p != nil {
 			c.Request = c.Request.WithContext(principal.WithContext(c.Request.Context(), *p))
 		}
-		key = ClientKey(c)
+		key = Of(c)
 	})
 	req := httptest.NewRequest(http.MethodGet, "/", nil)
 	req.RemoteAddr = remoteAddr
@@ -36,7 +36,7 @@ func keyOf(t testing.TB, trusted []string, remoteAddr, xff string, p *principal.
 	return key
 }
 
-func TestClientKey(t *testing.T) {
+func TestOf(t *testing.T) {
 	alice := &principal.Principal{Subject: "alice", Issuer: "https://idp.example"}
 	for _, tt := range []struct {
 		name       string
@@ -59,16 +59,16 @@ func TestClientKey(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := keyOf(t, tt.trusted, tt.remoteAddr, tt.xff, tt.principal); got != tt.want {
-				t.Errorf("ClientKey = %q, want %q", got, tt.want)
+				t.Errorf("Of = %q, want %q", got, tt.want)
 			}
 		})
 	}
 }
 
-// FuzzClientKeyIgnoresForwardingFromUntrustedPeers: with no trusted proxy,
+// FuzzOfIgnoresForwardingFromUntrustedPeers: with no trusted proxy,
 // nothing a client writes in X-Forwarded-For changes its key, so it cannot
 // make itself a fresh bucket.
-func FuzzClientKeyIgnoresForwardingFromUntrustedPeers(f *testing.F) {
+func FuzzOfIgnoresForwardingFromUntrustedPeers(f *testing.F) {
 	f.Add([]byte{192, 0, 2, 7}, "198.51.100.1")
 	f.Add([]byte{0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6}, "::1, 10.0.0.1")
 	f.Add([]byte{127, 0, 0, 1}, "garbage, ,,")
