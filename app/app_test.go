@@ -129,7 +129,7 @@ func TestModuleSwapThroughOptions(t *testing.T) {
 
 func TestStopTimeoutCoversTheShutdownBudget(t *testing.T) {
 	loaded, err := app.LoadConfig(config.Source{Lookup: config.MapLookup(map[string]string{
-		"SERVICE_ENV": "production", "SERVICE_AUTH_HMAC_SECRET": strings.Repeat("k", 32), "SERVICE_SHUTDOWN_TIMEOUT": "7s",
+		"SERVICE_ENV": "production", "SERVICE_AUTH_HMAC_SECRET": strings.Repeat("k", 32), "SERVICE_AUTH_AUDIENCE": "meshkit", "SERVICE_SHUTDOWN_TIMEOUT": "7s",
 	})})
 	if err != nil {
 		t.Fatal(err)

@@ -73,7 +73,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 const devSecret = "0123456789abcdef0123456789abcdef"
 
 func TestLoadConfigProductionDrainDelay(t *testing.T) {
-	cfg := loadConfig(t, config.Source{Lookup: env(map[string]string{"SERVICE_ENV": "production", "SERVICE_AUTH_HMAC_SECRET": devSecret})})
+	cfg := loadConfig(t, config.Source{Lookup: env(map[string]string{"SERVICE_ENV": "production", "SERVICE_AUTH_HMAC_SECRET": devSecret, "SERVICE_AUTH_AUDIENCE": "meshkit"})})
 	if cfg.Health.DrainDelay != 5*time.Second {
 		t.Errorf("production drain delay = %v, want 5s", cfg.Health.DrainDelay)
 	}
