@@ -78,7 +78,7 @@ func TestLoadConfigProductionDrainDelay(t *testing.T) {
 		t.Errorf("production drain delay = %v, want 5s", cfg.Health.DrainDelay)
 	}
 	// From the file too, and an explicit value wins.
-	file := writeFile(t, "env: production\nhealth:\n  drain_delay: 2s\nsecurity:\n  auth:\n    hmac_secret: "+devSecret+"\n")
+	file := writeFile(t, "env: production\nhealth:\n  drain_delay: 2s\nsecurity:\n  auth:\n    audience: meshkit\n    hmac_secret: "+devSecret+"\n")
 	cfg = loadConfig(t, config.Source{File: file, Lookup: env(nil)})
 	if cfg.Env != "production" || cfg.Health.DrainDelay != 2*time.Second {
 		t.Errorf("env %q, drain delay %v; want production, 2s", cfg.Env, cfg.Health.DrainDelay)

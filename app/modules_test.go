@@ -136,7 +136,7 @@ func TestEachRemovableModuleCanGo(t *testing.T) {
 // the security module being there to say so.
 func TestProductionWithoutSecurityRefusesToStart(t *testing.T) {
 	a := app.New(app.Without("security"), fx.NopLogger, app.WithEnvironment(map[string]string{
-		"SERVICE_ENV": "production", "SERVICE_AUTH_HMAC_SECRET": strings.Repeat("k", 32), "SERVICE_AUTH_AUDIENCE": "meshkit",
+		"SERVICE_ENV": "production", "SERVICE_AUTH_HMAC_SECRET": strings.Repeat("k", 32),
 	}))
 	if err := a.Err(); !errors.Is(err, httpserver.ErrUnauthenticated) {
 		t.Errorf("error %v, want httpserver.ErrUnauthenticated", err)
