@@ -530,7 +530,7 @@ func TestReadyzProblemShowsTheFailingCheck(t *testing.T) {
 	var apiBody map[string]any
 	if err := json.Unmarshal(api.body, &apiBody); err != nil || api.code != http.StatusServiceUnavailable ||
 		api.header.Get("Content-Type") != problem.ContentType || api.header.Get("Retry-After") == "" ||
-		apiBody["detail"] != "not ready" || apiBody["checks"] != nil || bytes.Contains(api.body, []byte("db")) {
+		apiBody["detail"] != "not ready" || apiBody["checks"] != nil || bytes.Contains(api.body, []byte(`"db"`)) {
 		t.Errorf("API /readyz = %s, want a 503 problem saying only \"not ready\"", api)
 	}
 	for _, admin := range []bool{true} {
