@@ -171,6 +171,22 @@ func newSlowJWKS(t *testing.T, delay time.Duration, keys ...map[string]any) *slo
 	return s
 }
 
+// startVerifier starts a verifier of s's JWKS, refreshed every refresh,
+// and waits until it is ready.
+func (s *slowJWKS) startVerifier(t *testing.T, refresh time.Duration) *Verifier {
+	t.Helper()
+	cfg := jwksAuthConfig()
+	cfg.JWKSURL, cfg.JWKSRefresh = s.URL, refresh
+	v, err := NewVerifier(cfg, s.Client(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Start()
+	t.Cleanup(v.Stop)
+	jwksEventually(t, "ready", v.Ready)
+	return v
+}
+
 func (s *slowJWKS) set(t *testing.T, keys ...map[string]any) {
 	body := jwksJSON(t, keys...)
 	s.mu.Lock()
@@ -185,15 +201,7 @@ func (s *slowJWKS) set(t *testing.T, keys ...map[string]any) {
 func TestNewKIDAcceptedWithinSecondsWhileBogusKIDsArrive(t *testing.T) {
 	k1, k2 := newSigningKey(t, "k1", "P-256"), newSigningKey(t, "k2", "P-256")
 	srv := newSlowJWKS(t, 100*time.Millisecond, k1.jwk)
-	cfg := jwksAuthConfig()
-	cfg.JWKSURL, cfg.JWKSRefresh = srv.URL, 30*time.Second // window 3s
-	v, err := NewVerifier(cfg, srv.Client(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v.Start()
-	t.Cleanup(v.Stop)
-	jwksEventually(t, "ready", v.Ready)
+	v := srv.startVerifier(t, 30*time.Second) // window 3s
 
 	ctx, stop := context.WithCancel(context.Background())
 	var attackers sync.WaitGroup
@@ -238,18 +246,10 @@ func TestNewKIDAcceptedWithinSecondsWhileBogusKIDsArrive(t *testing.T) {
 func TestFailedKIDLoadDoesNotSpendTheWindow(t *testing.T) {
 	k1, k2 := newSigningKey(t, "k1", "P-256"), newSigningKey(t, "k2", "P-256")
 	srv := newSlowJWKS(t, 0, k1.jwk)
-	cfg := jwksAuthConfig()
-	cfg.JWKSURL, cfg.JWKSRefresh = srv.URL, time.Hour // window 5s
-	v, err := NewVerifier(cfg, srv.Client(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v.Start()
-	t.Cleanup(v.Stop)
-	jwksEventually(t, "ready", v.Ready)
+	v := srv.startVerifier(t, time.Hour) // window 5s
 	srv.down.Store(true)
 	genuine := k2.sign(t, jwt.SigningMethodES256, validClaims(time.Now(), nil))
-	_, err = v.Verify(context.Background(), genuine)
+	_, err := v.Verify(context.Background(), genuine)
 	wantReason(t, err, reasonUnknownKey)
 	srv.down.Store(false)
 	srv.set(t, k1.jwk, k2.jwk)
