@@ -73,12 +73,12 @@ func TestLoadConfigDefaults(t *testing.T) {
 const devSecret = "0123456789abcdef0123456789abcdef"
 
 func TestLoadConfigProductionDrainDelay(t *testing.T) {
-	cfg := loadConfig(t, config.Source{Lookup: env(map[string]string{"SERVICE_ENV": "production", "SERVICE_AUTH_HMAC_SECRET": devSecret})})
+	cfg := loadConfig(t, config.Source{Lookup: env(map[string]string{"SERVICE_ENV": "production", "SERVICE_AUTH_HMAC_SECRET": devSecret, "SERVICE_AUTH_AUDIENCE": "meshkit"})})
 	if cfg.Health.DrainDelay != 5*time.Second {
 		t.Errorf("production drain delay = %v, want 5s", cfg.Health.DrainDelay)
 	}
 	// From the file too, and an explicit value wins.
-	file := writeFile(t, "env: production\nhealth:\n  drain_delay: 2s\nsecurity:\n  auth:\n    hmac_secret: "+devSecret+"\n")
+	file := writeFile(t, "env: production\nhealth:\n  drain_delay: 2s\nsecurity:\n  auth:\n    audience: meshkit\n    hmac_secret: "+devSecret+"\n")
 	cfg = loadConfig(t, config.Source{File: file, Lookup: env(nil)})
 	if cfg.Env != "production" || cfg.Health.DrainDelay != 2*time.Second {
 		t.Errorf("env %q, drain delay %v; want production, 2s", cfg.Env, cfg.Health.DrainDelay)

@@ -86,7 +86,7 @@ func ExampleNew_replaceState() {
 		req := httptest.NewRequest(http.MethodGet, "/readyz", nil)
 		req.Header.Set("X-Request-ID", "example-2")
 		rec := httptest.NewRecorder()
-		server.APIHandler().ServeHTTP(rec, req)
+		server.AdminHandler().ServeHTTP(rec, req) // the API listener's /readyz gives the status only
 		if rec.Code != http.StatusOK {
 			fmt.Println(rec.Code, rec.Body.String())
 			return

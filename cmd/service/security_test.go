@@ -22,7 +22,7 @@ func TestServiceWithDevCertificatesAndATokenAsTheREADMEShows(t *testing.T) {
 		t.Fatalf("devcerts: exit %d\n%s", r.exitCode, r.stderr)
 	}
 	const secret = "0123456789abcdef0123456789abcdef"
-	r := runService(t, cleanEnv("DEV_SECRET="+secret), "devtoken", "-secret-env", "DEV_SECRET", "-sub", "alice")
+	r := runService(t, cleanEnv("DEV_SECRET="+secret), "devtoken", "-secret-env", "DEV_SECRET", "-sub", "alice", "-aud", "meshkit")
 	if r.exitCode != 0 {
 		t.Fatalf("devtoken: exit %d\n%s", r.exitCode, r.stderr)
 	}
@@ -34,7 +34,7 @@ func TestServiceWithDevCertificatesAndATokenAsTheREADMEShows(t *testing.T) {
 		"SERVICE_TLS_KEY_FILE="+filepath.Join(dir, "server-key.pem"),
 		"SERVICE_TLS_CLIENT_CA_FILE="+filepath.Join(dir, "ca.pem"),
 		"SERVICE_TLS_ALLOWED_SPIFFE_IDS=spiffe://example.org",
-		"SERVICE_AUTH_HMAC_SECRET="+secret,
+		"SERVICE_AUTH_HMAC_SECRET="+secret, "SERVICE_AUTH_AUDIENCE=meshkit",
 	))
 	caPEM, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
 	if err != nil {

@@ -62,12 +62,20 @@ func (p *Problem) Error() string {
 // the handler chain. Headers set before (Retry-After, WWW-Authenticate, Allow)
 // are kept.
 func Write(c *gin.Context, p *Problem) {
+	WriteExtended(c, p, p)
+}
+
+// WriteExtended is [Write] for a problem with extension members: v is a
+// struct that embeds p and adds the members as fields with JSON tags
+// (never an internal error string). p gets the request's ID and trace ID;
+// v is the body.
+func WriteExtended(c *gin.Context, p *Problem, v any) {
 	p.RequestID = requestid.From(c)
 	if sc := trace.SpanContextFromContext(c.Request.Context()); sc.HasTraceID() {
 		p.TraceID = sc.TraceID().String()
 	}
 	c.Abort()
-	WriteTo(c.Writer, p)
+	writeBody(c.Writer, p, v)
 }
 
 // Abort writes a problem of the given status and detail; see [Write].
@@ -78,7 +86,12 @@ func Abort(c *gin.Context, status int, detail string) {
 // WriteTo writes p as it is to a plain http.ResponseWriter. Inside the gin
 // chain use [Write], which also fills in the request and trace IDs.
 func WriteTo(w http.ResponseWriter, p *Problem) {
-	body, err := json.Marshal(p)
+	writeBody(w, p, p)
+}
+
+// writeBody writes v, p or a struct embedding it, with p's status.
+func writeBody(w http.ResponseWriter, p *Problem, v any) {
+	body, err := json.Marshal(v)
 	if err != nil {
 		// A Problem holds only strings and ints; this cannot happen.
 		body = []byte(`{"type":"about:blank","title":"Internal Server Error","status":500,"detail":"internal error"}`)

@@ -1,7 +1,9 @@
 // Package example is the module to copy when you start your own: a Config
 // with defaults and Validate, handlers that bind and validate their input, and
 // routes with a policy. It serves GET /v1/hello, POST /v1/echo and
-// GET /v1/upstream.
+// GET /v1/upstream, which shows how to call another service without leaking
+// its answers: only a 2xx passes, anything else is a 502 problem, and
+// redirects are not followed.
 //
 // Swappable with fx.Decorate or fx.Replace: [Config], *[Handlers]; the
 // outbound *http.Client when one is provided (the telemetry module's
@@ -56,8 +58,8 @@ type Params struct {
 	Config Config
 	// Client makes the upstream call: the telemetry module's instrumented
 	// client (telemetry.ClientModule) when the app provides one, so that the
-	// call injects traceparent and baggage. Default: a plain client with a
-	// 30s timeout.
+	// call injects traceparent and baggage; it does not follow redirects.
+	// Default: a plain client with a 30s timeout that does not either.
 	Client *http.Client `optional:"true"`
 }
 
@@ -71,7 +73,7 @@ type Handlers struct {
 func New(p Params) *Handlers {
 	client := p.Client
 	if client == nil {
-		client = &http.Client{Timeout: 30 * time.Second}
+		client = &http.Client{Timeout: 30 * time.Second, CheckRedirect: noRedirects}
 	}
 	return &Handlers{upstreamURL: p.Config.UpstreamURL, client: client}
 }
@@ -110,10 +112,24 @@ func (h *Handlers) Echo(c *gin.Context) {
 	c.JSON(http.StatusOK, req)
 }
 
+// noRedirects makes a client return a redirect as the answer: following it
+// would send the caller's baggage wherever the upstream points.
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
 // maxUpstreamBody caps how much of the upstream's answer is relayed.
 const maxUpstreamBody = 1 << 20
 
-// Upstream calls the configured upstream and relays its status and body.
+// UpstreamProblem is the 502 problem of an upstream that answered with
+// anything but a 2xx: its status in the extension member upstream_status,
+// never its body or headers (a stack trace, an internal URL).
+type UpstreamProblem struct {
+	*problem.Problem
+	UpstreamStatus int `json:"upstream_status"`
+}
+
+// Upstream calls the configured upstream and relays a 2xx answer's status,
+// Content-Type and body. Any other answer (a redirect too) becomes a 502
+// problem with the upstream's status in upstream_status.
 func (h *Handlers) Upstream(c *gin.Context) {
 	if h.upstreamURL == "" {
 		problem.Abort(c, http.StatusServiceUnavailable, "no upstream is configured")
@@ -138,6 +154,11 @@ func (h *Handlers) Upstream(c *gin.Context) {
 		return
 	}
 	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		p := problem.New(http.StatusBadGateway, "the upstream answered with an error")
+		problem.WriteExtended(c, p, UpstreamProblem{Problem: p, UpstreamStatus: resp.StatusCode})
+		return
+	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBody+1))
 	switch {
 	case err != nil:

@@ -2,11 +2,13 @@ package example_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -100,7 +102,7 @@ func TestUpstream(t *testing.T) {
 		status    int
 		body      string
 	}{
-		{"relays status and body", upstream.URL + "/teapot", http.StatusTeapot, "short and stout"},
+		{"an upstream error becomes a 502", upstream.URL + "/teapot", http.StatusBadGateway, `"upstream_status":418`},
 		{"not configured", "", http.StatusServiceUnavailable, "no upstream is configured"},
 		{"unreachable", closed.URL, http.StatusBadGateway, "could not be reached"},
 		{"answer too large", upstream.URL + "/huge", http.StatusBadGateway, "too large"},
@@ -114,6 +116,74 @@ func TestUpstream(t *testing.T) {
 				t.Errorf("GET /v1/upstream = %d %s, want %d with %q", rec.Code, rec.Body, tt.status, tt.body)
 			}
 		})
+	}
+}
+
+// The upstream's answers are contained: a 2xx passes; an error page (with
+// a panic and a database URL with its password) becomes a 502 problem with
+// the upstream's status in upstream_status and nothing of its body or
+// headers; a redirect is not followed (the caller's baggage goes nowhere
+// else) and is a 502 too. The server goes on serving.
+func TestUpstreamAnswersAreContained(t *testing.T) {
+	var internalHits atomic.Int32
+	const leak = "panic: runtime error at postgres://app:S3cret@db.internal:5432/app"
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/ok":
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"ok":true}`)
+		case "/error":
+			w.Header().Set("Content-Type", "text/html")
+			w.Header().Set("X-Debug", leak)
+			w.WriteHeader(http.StatusInternalServerError)
+			_, _ = io.WriteString(w, "<html><pre>"+leak+"</pre></html>")
+		case "/redirect":
+			http.Redirect(w, r, "/internal-admin", http.StatusFound)
+		case "/internal-admin":
+			internalHits.Add(1)
+			_, _ = io.WriteString(w, "admin")
+		}
+	}))
+	defer upstream.Close()
+	for _, tt := range []struct {
+		path           string
+		status         int
+		upstreamStatus int
+	}{
+		{"/ok", http.StatusOK, 0},
+		{"/error", http.StatusBadGateway, http.StatusInternalServerError},
+		{"/redirect", http.StatusBadGateway, http.StatusFound},
+		{"/ok", http.StatusOK, 0},
+	} {
+		rec := get(handler(t, example.Config{UpstreamURL: upstream.URL + tt.path}, nil), "/v1/upstream")
+		body := rec.Body.String()
+		if rec.Code != tt.status {
+			t.Fatalf("%s: %d %s, want %d", tt.path, rec.Code, body, tt.status)
+		}
+		if strings.Contains(body, "S3cret") || strings.Contains(body, "panic") || rec.Header().Get("X-Debug") != "" {
+			t.Errorf("%s: the upstream's answer leaked: %v %s", tt.path, rec.Header(), body)
+		}
+		if tt.status == http.StatusOK {
+			if body != `{"ok":true}` {
+				t.Errorf("%s: %s, want the upstream's body", tt.path, body)
+			}
+			continue
+		}
+		var p struct {
+			Status         int    `json:"status"`
+			Detail         string `json:"detail"`
+			RequestID      string `json:"request_id"`
+			UpstreamStatus int    `json:"upstream_status"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil || rec.Header().Get("Content-Type") != "application/problem+json" {
+			t.Fatalf("%s: %s (%v), want a problem", tt.path, body, err)
+		}
+		if p.Status != http.StatusBadGateway || p.UpstreamStatus != tt.upstreamStatus || p.RequestID == "" {
+			t.Errorf("%s: problem %+v, want 502 with upstream_status %d", tt.path, p, tt.upstreamStatus)
+		}
+	}
+	if n := internalHits.Load(); n != 0 {
+		t.Errorf("the redirect was followed: /internal-admin was called %d times", n)
 	}
 }
 

@@ -36,14 +36,16 @@ func Routes(s *State, components ...check.Component) []route.Route {
 }
 
 // Routes returns the probes of s and of r's checks: /livez and /readyz on
-// both listeners, /healthz on the admin listener only. A probe only reads
-// r's last results.
+// both listeners, /healthz on the admin listener only. The API listener's
+// /readyz answers the status only (no checks, no reason naming one): the
+// details stay on the admin listener. A probe only reads r's last results.
 func (r *Registry) Routes(s *State) []route.Route {
 	policy := route.OperationalPolicy()
 	p := probes{state: s, registry: r}
 	return []route.Route{
 		{Method: http.MethodGet, Path: "/livez", Policy: policy, Listener: route.Both, Handler: live},
-		{Method: http.MethodGet, Path: "/readyz", Policy: policy, Listener: route.Both, Handler: p.ready},
+		{Method: http.MethodGet, Path: "/readyz", Policy: policy, Listener: route.API, Handler: p.readyStatus},
+		{Method: http.MethodGet, Path: "/readyz", Policy: policy, Listener: route.Admin, Handler: p.ready},
 		{Method: http.MethodGet, Path: "/healthz", Policy: policy, Listener: route.Admin, Handler: p.health},
 	}
 }
@@ -95,6 +97,19 @@ func (p probes) ready(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, probeBody{Status: rep.Status, Checks: checks})
+}
+
+// readyStatus is the API listener's /readyz: 200 {"status": ...} when
+// ready, else a 503 problem that does not say what fails.
+func (p probes) readyStatus(c *gin.Context) {
+	ok, _ := p.state.Ready()
+	rep := p.registry.Report()
+	if !ok || rep.Failing != "" {
+		c.Header("Retry-After", retryAfter)
+		problem.Abort(c, http.StatusServiceUnavailable, "not ready")
+		return
+	}
+	c.JSON(http.StatusOK, probeBody{Status: rep.Status})
 }
 
 // checksProblem is a problem with the checks as an extension member.

@@ -521,11 +521,19 @@ func TestHealthzIsTheFullReport(t *testing.T) {
 }
 
 // A failing critical check makes /readyz a 503 problem whose "checks"
-// member shows it, with the request's ID and no error string.
+// member shows it on the admin listener, with the request's ID and no error
+// string. The API listener's /readyz says 503 and nothing of the checks.
 func TestReadyzProblemShowsTheFailingCheck(t *testing.T) {
 	s := startRegistry(t, health.RegistryOptions{Checks: []check.Check{leakingCheck("db", true)}})
 	eventually(t, margin, "db checked", func() bool { return entry(s.reg.Report(), "db").Reason != check.ReasonPending })
-	for _, admin := range []bool{false, true} {
+	api := s.do(t, http.MethodGet, s.url(false, "/readyz"))
+	var apiBody map[string]any
+	if err := json.Unmarshal(api.body, &apiBody); err != nil || api.code != http.StatusServiceUnavailable ||
+		api.header.Get("Content-Type") != problem.ContentType || api.header.Get("Retry-After") == "" ||
+		apiBody["detail"] != "not ready" || apiBody["checks"] != nil || bytes.Contains(api.body, []byte(`"db"`)) {
+		t.Errorf("API /readyz = %s, want a 503 problem saying only \"not ready\"", api)
+	}
+	for _, admin := range []bool{true} {
 		a := s.do(t, http.MethodGet, s.url(admin, "/readyz"))
 		var p struct {
 			problem.Problem

@@ -46,6 +46,11 @@ type Config struct {
 	MaxConcurrentStreams int `yaml:"max_concurrent_streams" env:"SERVICE_HTTP_MAX_CONCURRENT_STREAMS"`
 	// IdleTimeout closes keep-alive connections idle that long. Default 120s.
 	IdleTimeout time.Duration `yaml:"idle_timeout" env:"SERVICE_HTTP_IDLE_TIMEOUT"`
+	// MaxConnectionAge closes a connection after the first response that
+	// finds it that old (Connection: close; GOAWAY over HTTP/2), so that
+	// clients reconnect through a new handshake and the load balancer.
+	// 0: never. Default 10m.
+	MaxConnectionAge time.Duration `yaml:"max_connection_age" env:"SERVICE_HTTP_MAX_CONNECTION_AGE"`
 	// ShutdownTimeout bounds the wait for in-flight requests on shutdown.
 	// Default 30s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" env:"SERVICE_SHUTDOWN_TIMEOUT"`
@@ -80,6 +85,7 @@ func DefaultConfig() Config {
 		ReadHeaderTimeout:    5 * time.Second,
 		IdleTimeout:          120 * time.Second,
 		MaxConcurrentStreams: 100,
+		MaxConnectionAge:     10 * time.Minute,
 		ShutdownTimeout:      30 * time.Second,
 		CORS:                 CORSConfig{MaxAge: 10 * time.Minute},
 	}
@@ -108,13 +114,14 @@ func (c Config) Validate() error {
 	for _, d := range []struct {
 		name   string
 		value  time.Duration
-		zeroOK bool // zero means "derive it"
+		zeroOK bool // zero means "derive it" (or "never")
 	}{
 		{"SERVICE_HTTP_REQUEST_TIMEOUT", c.RequestTimeout, false},
 		{"SERVICE_HTTP_READ_HEADER_TIMEOUT", c.ReadHeaderTimeout, false},
 		{"SERVICE_HTTP_READ_TIMEOUT", c.ReadTimeout, true},
 		{"SERVICE_HTTP_WRITE_TIMEOUT", c.WriteTimeout, true},
 		{"SERVICE_HTTP_IDLE_TIMEOUT", c.IdleTimeout, false},
+		{"SERVICE_HTTP_MAX_CONNECTION_AGE", c.MaxConnectionAge, true},
 		{"SERVICE_SHUTDOWN_TIMEOUT", c.ShutdownTimeout, false},
 		{"SERVICE_CORS_MAX_AGE", c.CORS.MaxAge, true},
 	} {

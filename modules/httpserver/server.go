@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/meshkit/meshkit/internal/conninfo"
 	"github.com/meshkit/meshkit/internal/route"
 )
 
@@ -83,7 +84,7 @@ func New(cfg Config, log *slog.Logger, routes []route.Route, middleware []route.
 
 func (s *Server) newHTTPServer(h http.Handler, backstop time.Duration) *http.Server {
 	return &http.Server{
-		Handler:           closeWhileDraining{next: h, draining: &s.draining},
+		Handler:           closeConnections{next: h, draining: &s.draining, maxAge: s.cfg.MaxConnectionAge},
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       cmp.Or(s.cfg.ReadTimeout, backstop),
 		WriteTimeout:      cmp.Or(s.cfg.WriteTimeout, backstop),
@@ -96,23 +97,39 @@ func (s *Server) newHTTPServer(h http.Handler, backstop time.Duration) *http.Ser
 		// there the limits stage answers 431 with a problem body.
 		MaxHeaderBytes: 2 * s.cfg.MaxHeaderBytes,
 		ConnState:      s.conns.track,
-		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		// Each connection's information (when it was accepted; the
+		// security stage's note of its peer) for its requests.
+		ConnContext: func(ctx context.Context, _ net.Conn) context.Context {
+			return conninfo.NewContext(ctx, &conninfo.Conn{Accepted: time.Now()})
+		},
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 }
 
-// closeWhileDraining asks for each connection to be closed after its response
-// once the server is draining (net/http honours a handler's Connection: close,
-// and over HTTP/2 sends GOAWAY).
-type closeWhileDraining struct {
+// closeConnections asks for each connection to be closed after its response
+// once the server is draining, and for a connection older than maxAge (when
+// positive): net/http honours a handler's Connection: close, and over HTTP/2
+// sends GOAWAY.
+type closeConnections struct {
 	next     http.Handler
 	draining *atomic.Bool
+	maxAge   time.Duration
 }
 
-func (h closeWhileDraining) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if h.draining.Load() {
+func (h closeConnections) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.draining.Load() || h.tooOld(r) {
 		w.Header().Set("Connection", "close")
 	}
 	h.next.ServeHTTP(w, r)
+}
+
+// tooOld reports whether r's connection has passed the maximum age.
+func (h closeConnections) tooOld(r *http.Request) bool {
+	if h.maxAge <= 0 {
+		return false
+	}
+	c := conninfo.FromContext(r.Context())
+	return c != nil && time.Since(c.Accepted) >= h.maxAge
 }
 
 // APIHandler is the API listener's handler, for tests and benchmarks that

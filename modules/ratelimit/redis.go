@@ -315,6 +315,13 @@ func (r *Redis) fallback(ctx context.Context, key string, limit Limit, cause err
 	}
 }
 
+// allowLocal takes a token from key's local bucket, as the "local" failure
+// mode does, whatever the mode in force: the [Charger] uses it while Redis
+// cannot decide, so that charges stay bounded in every mode.
+func (r *Redis) allowLocal(ctx context.Context, key string, limit Limit) (Decision, error) {
+	return r.local.Allow(ctx, key, r.localLimit(limit))
+}
+
 // localLimit is l at the local share: Rate per Period/share, and at least
 // one token of Burst.
 func (r *Redis) localLimit(l Limit) Limit {

@@ -31,7 +31,9 @@ type keySource struct {
 
 	mu         sync.Mutex
 	running    *loadCall // the load under way, nil when none
-	lastForced time.Time // when the last load for an unknown kid started
+	lastForced time.Time // when the last load for an unknown kid started (moved back when it failed)
+	// loads waits for the detached loads (see key) on Stop.
+	loads sync.WaitGroup
 }
 
 // loadCall is one load of the set; err is set before done is closed.
@@ -51,15 +53,23 @@ const (
 	// doubles from jwksFirstRetry up to jwksMaxRetry or the refresh interval.
 	jwksFirstRetry = 250 * time.Millisecond
 	jwksMaxRetry   = 30 * time.Second
-	// minForcedWindow is the shortest window between loads for unknown kids.
+	// minForcedWindow and maxForcedWindow bound the window between loads
+	// for unknown kids: a tenth of the refresh interval within them, so that
+	// a rotated key is accepted within seconds.
 	minForcedWindow = time.Second
+	maxForcedWindow = 5 * time.Second
+	// forcedLoadTimeout bounds a load for an unknown kid, which runs detached
+	// from the request that asked for it.
+	forcedLoadTimeout = 10 * time.Second
 )
 
 func newKeySource(cfg AuthConfig, client *http.Client, log *slog.Logger) *keySource {
-	s := &keySource{every: cfg.JWKSRefresh, window: max(cfg.JWKSRefresh/10, minForcedWindow), log: log}
+	window := min(max(cfg.JWKSRefresh/10, minForcedWindow), maxForcedWindow)
+	s := &keySource{every: cfg.JWKSRefresh, window: window, log: log}
 	if cfg.JWKSFile != "" {
 		s.name, s.load = cfg.JWKSFile, func(context.Context) ([]byte, error) { return readJWKSFile(cfg.JWKSFile) }
 	} else {
+		client = safeRedirects(client)
 		s.name, s.load = cfg.JWKSURL, func(ctx context.Context) ([]byte, error) { return fetchJWKS(ctx, client, cfg.JWKSURL) }
 	}
 	return s
@@ -67,7 +77,9 @@ func newKeySource(cfg AuthConfig, client *http.Client, log *slog.Logger) *keySou
 
 // key returns the key for a token's kid and alg. An unknown kid (or no key
 // loaded yet) makes it load the set again, once per window, and look again;
-// a token without kid never does.
+// a token without kid never does. The load runs detached from ctx, under
+// its own timeout: a caller that gives up (ctx ends) stops waiting, not the
+// load, so that it cannot make the load fail.
 func (s *keySource) key(ctx context.Context, kid, alg string) (crypto.PublicKey, error) {
 	set := s.keys.Load()
 	k, err := set.lookup(kid, alg)
@@ -81,18 +93,16 @@ func (s *keySource) key(ctx context.Context, kid, alg string) (crypto.PublicKey,
 }
 
 // reload loads the set once, or waits for the load under way and returns
-// its error. A forced load (for an unknown kid) that would be the second in
-// a window is refused with errLoadThrottled.
+// its error; it stops waiting when ctx ends. A forced load (for an unknown
+// kid) that would be the second in a window is refused with
+// errLoadThrottled; it runs detached from ctx, and when it fails the window
+// is given back but for jwksFirstRetry, so that the next unknown kid may try
+// again soon while a failing key server is not asked more often than that.
 func (s *keySource) reload(ctx context.Context, forced bool) error {
 	s.mu.Lock()
 	if c := s.running; c != nil {
 		s.mu.Unlock()
-		select {
-		case <-c.done:
-			return c.err
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+		return c.wait(ctx)
 	}
 	if forced {
 		now := time.Now()
@@ -106,12 +116,38 @@ func (s *keySource) reload(ctx context.Context, forced bool) error {
 	s.running = c
 	s.mu.Unlock()
 
-	c.err = s.loadOnce(ctx)
+	if !forced {
+		s.finish(c, s.loadOnce(ctx), forced)
+		return c.err
+	}
+	s.loads.Go(func() {
+		lctx, cancel := context.WithTimeout(context.Background(), forcedLoadTimeout)
+		defer cancel()
+		s.finish(c, s.loadOnce(lctx), forced)
+	})
+	return c.wait(ctx)
+}
+
+// finish ends the load c with err.
+func (s *keySource) finish(c *loadCall, err error, forced bool) {
 	s.mu.Lock()
 	s.running = nil
+	if forced && err != nil {
+		s.lastForced = time.Now().Add(jwksFirstRetry - s.window) // the next forced load in jwksFirstRetry
+	}
 	s.mu.Unlock()
+	c.err = err
 	close(c.done)
-	return c.err
+}
+
+// wait waits for c's end, or ctx's.
+func (c *loadCall) wait(ctx context.Context) error {
+	select {
+	case <-c.done:
+		return c.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // loadOnce reads and parses the set and, when it is usable, puts it in use.
@@ -175,6 +211,33 @@ func readJWKSFile(path string) ([]byte, error) {
 	}
 	defer func() { _ = f.Close() }()
 	return readJWKS(f)
+}
+
+// errRedirectRefused is the fetch's error for a redirect to another host or
+// from https to http.
+var errRedirectRefused = errors.New("redirect refused")
+
+// maxJWKSRedirects bounds the redirects a JWKS fetch follows.
+const maxJWKSRedirects = 3
+
+// safeRedirects returns client with a redirect policy that follows at most
+// maxJWKSRedirects redirects, each to the same host, never from https to
+// http: whoever could make the fetch go elsewhere could serve keys.
+func safeRedirects(client *http.Client) *http.Client {
+	c := *client
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		first := via[0].URL
+		switch {
+		case len(via) > maxJWKSRedirects:
+			return fmt.Errorf("%w: more than %d", errRedirectRefused, maxJWKSRedirects)
+		case req.URL.Host != first.Host:
+			return fmt.Errorf("%w: to another host (%s)", errRedirectRefused, req.URL.Host)
+		case first.Scheme == "https" && req.URL.Scheme != "https":
+			return fmt.Errorf("%w: from https to %s", errRedirectRefused, req.URL.Scheme)
+		}
+		return nil
+	}
+	return &c
 }
 
 func fetchJWKS(ctx context.Context, client *http.Client, url string) ([]byte, error) {

@@ -17,6 +17,8 @@ const (
 	failureInvalidRequest      = "invalid_request"       // an Authorization header that is not "Bearer <token>"
 	failureNoClientCertificate = "no_client_certificate" // mTLS required, no verified peer
 	failureThrottled           = "throttled"             // too many signature checks from the address
+	failurePeerExpired         = "peer_expired"          // mTLS peer's certificate expired on an open connection
+	failurePeerRefused         = "peer_refused"          // mTLS peer no longer authorized on an open connection
 )
 
 // tokenFailures maps each TokenError Reason to its attribute value.
@@ -37,7 +39,8 @@ var tokenFailures = map[string]string{
 // Metrics records the security stage's metrics with the OpenTelemetry API:
 // meshkit.auth.failures, a counter of the callers the stage refused, by
 // reason: "missing", "invalid_request", "no_client_certificate",
-// "throttled", or the token's own reason in snake case ("expired",
+// "throttled", "peer_expired", "peer_refused" (an mTLS peer re-checked on
+// an open connection), or the token's own reason in snake case ("expired",
 // "bad_signature", "malformed", "unknown_key", ...; "invalid" for any other
 // error). The reasons are a fixed set: never a token, a subject or a path.
 // A nil *Metrics records nothing. It is safe for concurrent use.
@@ -54,8 +57,8 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Metrics{failures: failures, byReason: make(map[string]metric.AddOption, len(tokenFailures)+4)}
-	reasons := []string{failureMissing, failureInvalidRequest, failureNoClientCertificate, failureThrottled}
+	m := &Metrics{failures: failures, byReason: make(map[string]metric.AddOption, len(tokenFailures)+6)}
+	reasons := []string{failureMissing, failureInvalidRequest, failureNoClientCertificate, failureThrottled, failurePeerExpired, failurePeerRefused}
 	for _, r := range tokenFailures {
 		reasons = append(reasons, r)
 	}

@@ -26,6 +26,11 @@ type Stage struct {
 	// subject) becomes the principal's PeerID, and its Subject when there is
 	// no token.
 	MutualTLS bool
+	// Peers, when set with MutualTLS, re-checks on each request the peer
+	// of a connection the handshake authorized: expired since, or no
+	// longer authorized by the current CAs, bundles or allow-list (see
+	// [TLS.CheckPeer]). The refused request's connection is closed.
+	Peers *TLS
 	// Verifier, when set, requires a valid bearer token; its claims become
 	// the principal.
 	Verifier *Verifier
@@ -67,6 +72,12 @@ func (s Stage) handle(c *gin.Context) {
 			s.Metrics.failed(c.Request.Context(), failureNoClientCertificate)
 			challenge(c, "", "a verified client certificate is required")
 			return
+		}
+		if s.Peers != nil {
+			if err := s.Peers.CheckPeer(c.Request); err != nil {
+				s.refusePeer(c, err)
+				return
+			}
 		}
 		p = peer
 	}
@@ -114,6 +125,22 @@ func (s Stage) charge(c *gin.Context) bool {
 	c.Header("Retry-After", strconv.FormatInt(after, 10))
 	problem.Abort(c, http.StatusTooManyRequests, fmt.Sprintf("too many token checks from this address: retry in %d s", after))
 	return false
+}
+
+// refusePeer answers a request whose connection's peer no longer passes:
+// 401 when its certificate expired, else 403; either way the connection
+// closes after the answer, so that the client's next attempt goes through
+// a new handshake.
+func (s Stage) refusePeer(c *gin.Context, err error) {
+	c.Header("Connection", "close")
+	s.Log.Debug("mTLS peer refused on an open connection", slog.Any("error", err), slog.String("client", c.ClientIP()))
+	if errors.Is(err, ErrPeerExpired) {
+		s.Metrics.failed(c.Request.Context(), failurePeerExpired)
+		challenge(c, "", "the client certificate has expired")
+		return
+	}
+	s.Metrics.failed(c.Request.Context(), failurePeerRefused)
+	problem.Abort(c, http.StatusForbidden, "the client certificate is no longer authorized")
 }
 
 func (s Stage) refuse(c *gin.Context, err error) {

@@ -29,8 +29,9 @@ import (
 )
 
 // Module provides the API listener's *tls.Config (nil without TLS), the
-// *Verifier (nil without tokens), the security stage, and the verifier's
-// readiness on /readyz.
+// *TLS that makes it, the *Verifier (nil without tokens), the security
+// stage, the verifier's readiness and the TLS material's health on the
+// probes, and the certificate's time to expiry as a gauge.
 var Module = fx.Module("security",
 	config.Provide("security", config.AnyEnv(DefaultConfig)),
 	fx.Provide(
@@ -47,14 +48,19 @@ type Params struct {
 	Lifecycle fx.Lifecycle
 	Config    Config
 	Log       *slog.Logger
+	// MeterProvider, from the telemetry module when it is there, gets the
+	// gauge meshkit.tls.certificate.time_to_expiry.
+	MeterProvider metric.MeterProvider `optional:"true"`
 }
 
 // Result is what [NewFx] provides.
 type Result struct {
 	fx.Out
 
-	// TLSConfig serves the API over TLS; nil without SERVICE_TLS_CERT_FILE.
+	// TLSConfig serves the API over TLS; nil without TLS.
 	TLSConfig *tls.Config
+	// TLS is the source of TLSConfig's material; nil without TLS.
+	TLS *TLS
 	// Verifier checks bearer tokens; nil without a key source.
 	Verifier *Verifier
 }
@@ -73,7 +79,12 @@ func NewFx(p Params) (Result, error) {
 			return Result{}, err
 		}
 		p.Lifecycle.Append(fx.StartStopHook(t.Start, t.Stop))
-		r.TLSConfig = t.Config()
+		r.TLSConfig, r.TLS = t.Config(), t
+		if p.MeterProvider != nil {
+			if err := t.registerMetrics(p.MeterProvider); err != nil {
+				return Result{}, fmt.Errorf("security: TLS metrics: %w", err)
+			}
+		}
 	}
 	if cfg.Auth.On() {
 		v, err := NewVerifier(cfg.Auth, nil, p.Log)
@@ -84,6 +95,7 @@ func NewFx(p Params) (Result, error) {
 		r.Verifier = v
 	}
 	p.Log.Info("security", slog.Bool("tls", cfg.TLS.TLSOn()), slog.Bool("mutual_tls", cfg.TLS.MutualTLSOn()),
+		slog.String("tls_source", cfg.TLS.Source), slog.String("trust_domain", cfg.TLS.TrustDomain),
 		slog.Int("allowed_spiffe_ids", len(cfg.TLS.AllowedSPIFFEIDs)), slog.Bool("bearer_tokens", cfg.Auth.On()))
 	return r, nil
 }
@@ -96,13 +108,14 @@ type MiddlewareParams struct {
 
 	Config        Config
 	Verifier      *Verifier
+	TLS           *TLS
 	Charger       attempt.Charger `optional:"true"`
 	Log           *slog.Logger
 	MeterProvider metric.MeterProvider `optional:"true"`
 }
 
 func middlewareFx(p MiddlewareParams) ([]route.Middleware, error) {
-	s := Stage{MutualTLS: p.Config.TLS.MutualTLSOn(), Verifier: p.Verifier, Charger: p.Charger, Log: p.Log}
+	s := Stage{MutualTLS: p.Config.TLS.MutualTLSOn(), Peers: p.TLS, Verifier: p.Verifier, Charger: p.Charger, Log: p.Log}
 	if p.MeterProvider != nil {
 		m, err := NewMetrics(p.MeterProvider)
 		if err != nil {
@@ -113,16 +126,21 @@ func middlewareFx(p MiddlewareParams) ([]route.Middleware, error) {
 	return s.Middleware(), nil
 }
 
-// componentsFx reports on /readyz whether the token keys are loaded: the
-// service is not ready before it can check a token.
-func componentsFx(v *Verifier) []check.Component {
-	if v == nil {
-		return nil
+// componentsFx reports on the probes whether the token keys are loaded
+// (the service is not ready before it can check a token), and the TLS
+// material's health (see [TLS.Health]).
+func componentsFx(v *Verifier, t *TLS) []check.Component {
+	var cs []check.Component
+	if v != nil {
+		cs = append(cs, check.Component{Name: "auth", Critical: true, State: func() check.State {
+			if v.Ready() {
+				return check.State{Status: check.Pass}
+			}
+			return check.State{Status: check.Fail, Details: map[string]any{"keys": "not loaded yet"}}
+		}})
 	}
-	return []check.Component{{Name: "auth", Critical: true, State: func() check.State {
-		if v.Ready() {
-			return check.State{Status: check.Pass}
-		}
-		return check.State{Status: check.Fail, Details: map[string]any{"keys": "not loaded yet"}}
-	}}}
+	if t != nil {
+		cs = append(cs, check.Component{Name: "tls", State: t.Health})
+	}
+	return cs
 }

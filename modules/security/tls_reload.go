@@ -1,6 +1,7 @@
 package security
 
 import (
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"log/slog"
@@ -49,6 +50,7 @@ func (t *TLS) reload(report bool) (again bool, err error) {
 	current := t.current.Load()
 	if key == current.key {
 		t.bad = nil // back to what is in use: the next bad change is news
+		t.reloadFailed.Store(false)
 		return false, nil
 	}
 	if t.bad == nil || key != t.bad.key {
@@ -58,11 +60,13 @@ func (t *TLS) reload(report bool) (again bool, err error) {
 		}
 		if err == nil {
 			t.bad = nil
-			t.current.Store(m)
+			t.use(m)
+			t.reloadFailed.Store(false)
 			t.log.Info("tls: reloaded", m.logAttrs(t.mTLS)...)
 			return false, nil
 		}
 		t.bad = &badChange{key: key, err: fmt.Errorf("security: reload TLS: %w", err)}
+		t.reloadFailed.Store(true)
 		if !report {
 			return true, t.bad.err
 		}
@@ -86,8 +90,17 @@ func (t *TLS) reload(report bool) (again bool, err error) {
 // between: a writer still at work is not reported. When watching cannot
 // start, a warning is logged and the interval alone remains. Start returns
 // at once; it does nothing after the first call or after [TLS.Stop].
+//
+// With the Workload API as the source, Start instead opens its stream of
+// updates (see [TLS.Reload] for what an update that cannot be used does).
 func (t *TLS) Start() {
 	t.startOnce.Do(func() {
+		if t.workloadAddr != "" {
+			ctx, cancel := context.WithCancel(context.Background())
+			t.cancelWatch = cancel
+			go t.watchWorkload(ctx)
+			return
+		}
 		w := t.watch()
 		go t.run(w)
 	})
@@ -98,7 +111,12 @@ func (t *TLS) Start() {
 // without Start.
 func (t *TLS) Stop() {
 	t.startOnce.Do(func() { close(t.done) }) // never started: Start is now a no-op
-	t.stopOnce.Do(func() { close(t.stop) })
+	t.stopOnce.Do(func() {
+		close(t.stop)
+		if t.cancelWatch != nil {
+			t.cancelWatch()
+		}
+	})
 	<-t.done
 }
 

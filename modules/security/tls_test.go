@@ -51,8 +51,8 @@ func TestNewTLSRefusesBadFiles(t *testing.T) {
 		{"client CA bundle truncated after one CA", func(c *TLSConfig) {
 			c.ClientCAFile = path("ca.pem", append(p.ca.PEM(), server.CertPEM[:100]...))
 		}, "truncated"},
-		{"allowed ID not SPIFFE", func(c *TLSConfig) { c.AllowedSPIFFEIDs = []string{"https://example.org/web"} }, `the scheme must be "spiffe://"`},
-		{"allowed ID with a percent-encoding", func(c *TLSConfig) { c.AllowedSPIFFEIDs = []string{"spiffe://example.org/a%20b"} }, "path segments must be letters"},
+		{"allowed ID not SPIFFE", func(c *TLSConfig) { c.AllowedSPIFFEIDs = []string{"https://example.org/web"} }, "scheme is missing or invalid"},
+		{"allowed ID with a percent-encoding", func(c *TLSConfig) { c.AllowedSPIFFEIDs = []string{"spiffe://example.org/a%20b"} }, "path segment characters are limited"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

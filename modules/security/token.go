@@ -119,6 +119,7 @@ func newVerifier(cfg AuthConfig, client *http.Client, log *slog.Logger, now func
 	opts := []jwt.ParserOption{
 		jwt.WithValidMethods(v.algs),
 		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(), // an iat in the future beyond the leeway is refused
 		jwt.WithLeeway(cfg.Leeway),
 		jwt.WithStrictDecoding(),
 		jwt.WithTimeFunc(now),
@@ -162,6 +163,9 @@ func (v *Verifier) Stop() {
 		cancel()
 	}
 	v.wg.Wait()
+	if v.keys != nil {
+		v.keys.loads.Wait()
+	}
 }
 
 // Ready reports whether keys are loaded: always with an HMAC secret, and
@@ -180,10 +184,11 @@ func (v *Verifier) Ready() bool {
 // a key; a cached token costs no parsing or signature check. Tokens over 8
 // KiB are refused unread.
 //
-// An unknown kid makes Verify load the JWKS again and wait for it (bounded
-// by ctx), once per window of JWKSRefresh/10 (at least 1s); later in the
-// window it waits for a load under way, if any, else refuses the token at
-// once. The error is always a *TokenError.
+// An unknown kid makes Verify load the JWKS again and wait for it (the wait
+// bounded by ctx; the load, detached from ctx, by its own timeout), once
+// per window of JWKSRefresh/10 (from 1s to 5s); a load that fails gives the
+// window back. Later in the window it waits for a load under way, if any,
+// else refuses the token at once. The error is always a *TokenError.
 func (v *Verifier) Verify(ctx context.Context, token string) (principal.Principal, error) {
 	if len(token) > maxTokenBytes {
 		return principal.Principal{}, &TokenError{Reason: reasonTooLarge,

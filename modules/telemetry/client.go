@@ -19,8 +19,10 @@ const ClientTimeout = 30 * time.Second
 // request's context, records the http.client.* metrics, and injects the
 // span and the context's baggage with prop (W3C traceparent and baggage).
 // Its transport is a clone of http.DefaultTransport, so it shares no
-// connections with other clients. A nil tp, mp or prop means OpenTelemetry's
-// global one.
+// connections with other clients. It does not follow redirects: a 3xx is
+// the answer the caller gets (following one would send the request's
+// baggage and credentials wherever the upstream points). A nil tp, mp or
+// prop means OpenTelemetry's global one.
 func NewHTTPClient(tp trace.TracerProvider, mp metric.MeterProvider, prop propagation.TextMapPropagator) *http.Client {
 	opts := []otelhttp.Option{
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method }),
@@ -37,6 +39,9 @@ func NewHTTPClient(tp trace.TracerProvider, mp metric.MeterProvider, prop propag
 	return &http.Client{
 		Transport: otelhttp.NewTransport(baseTransport(), opts...),
 		Timeout:   ClientTimeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
 	}
 }
 

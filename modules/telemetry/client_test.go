@@ -155,3 +155,30 @@ func TestClientModuleProvidesTheClient(t *testing.T) {
 	traceparentOf(t, <-got.traceparent) // the client span, a root here
 	app.RequireStop()
 }
+
+// The instrumented client does not follow redirects, so no module's
+// outbound call carries its baggage wherever an upstream points: the 302
+// is the answer.
+func TestHTTPClientDoesNotFollowRedirects(t *testing.T) {
+	hits := make(chan string, 2)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits <- r.URL.Path
+		if r.URL.Path == "/moved" {
+			http.Redirect(w, r, "/internal-admin", http.StatusFound)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	client := telemetry.NewHTTPClient(nil, nil, telemetry.NewPropagator())
+	defer client.CloseIdleConnections()
+	resp, err := client.Get(srv.URL + "/moved")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/internal-admin" {
+		t.Errorf("%s, Location %q; want the 302 itself", resp.Status, resp.Header.Get("Location"))
+	}
+	if len(hits) != 1 {
+		t.Errorf("%d requests reached the server, want 1 (no redirect followed)", len(hits))
+	}
+}
