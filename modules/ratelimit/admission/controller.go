@@ -115,6 +115,7 @@ type Controller struct {
 	bulk      int // what low and normal may fill
 	share     int // what one client may hold while others need the rest
 	inflight  int
+	byClass   [numClasses]int // inflight by class
 	held      map[string]int        // requests in progress by client
 	queues    [numClasses][]*waiter // FIFO per class
 	queued    int
@@ -156,6 +157,7 @@ type Ticket struct {
 	start    time.Time
 	inflight int
 	client   string
+	class    int
 }
 
 // Admit admits a request of class c from client (its [clientkey]) at once,
@@ -171,7 +173,7 @@ func (c *Controller) Admit(ctx context.Context, class priority.Class, client str
 	// so dispatches), so a request admissible now overtakes none that should
 	// go first.
 	if c.admissibleLocked(ci, client) {
-		t := c.admitLocked(client)
+		t := c.admitLocked(ci, client)
 		c.mu.Unlock()
 		return t, nil
 	}
@@ -224,7 +226,7 @@ func (c *Controller) wait(ctx context.Context, w *waiter) (Ticket, error) {
 
 // settle returns what w's answer means and recycles w.
 func (c *Controller) settle(w *waiter, err error) (Ticket, error) {
-	client := w.client
+	client, class := w.client, w.class
 	w.client = ""
 	c.waiters.Put(w)
 	if err != nil {
@@ -232,7 +234,7 @@ func (c *Controller) settle(w *waiter, err error) (Ticket, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return Ticket{start: c.now(), inflight: c.inflight, client: client}, nil
+	return Ticket{start: c.now(), inflight: c.inflight, client: client, class: class}, nil
 }
 
 // Done gives t back once its request has ended (or its deadline has passed);
@@ -242,6 +244,7 @@ func (c *Controller) Done(t Ticket, dropped bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.inflight--
+	c.byClass[t.class]--
 	if n := c.held[t.client] - 1; n > 0 {
 		c.held[t.client] = n
 	} else {
@@ -271,13 +274,26 @@ func (c *Controller) overShareLocked(client string) bool {
 
 // admissibleLocked reports whether a request of class ci from client may
 // start now: its class has room and, past its client's share, more than a
-// share of that room stays free.
+// share of that room stays free of requests of its class and above. The
+// lower classes' requests do not count there: a higher class overtakes them
+// in the queue anyway, and counting them let a full bulk of low requests
+// hold a high-priority client past its share of 4 out for good (its p99
+// went from 36ms to 287ms in BenchmarkOverload).
 func (c *Controller) admissibleLocked(ci int, client string) bool {
 	room := c.roomLocked(ci)
-	if c.overShareLocked(client) {
-		room -= c.share
+	if c.inflight >= room {
+		return false
 	}
-	return c.inflight < room
+	return !c.overShareLocked(client) || c.atOrAboveLocked(ci)+c.share < room
+}
+
+// atOrAboveLocked is how many requests of class ci and above are in progress.
+func (c *Controller) atOrAboveLocked(ci int) int {
+	n := 0
+	for _, k := range c.byClass[ci:] {
+		n += k
+	}
+	return n
 }
 
 // rankLocked orders requests for eviction: by class, and within a class a
@@ -289,11 +305,12 @@ func (c *Controller) rankLocked(ci int, client string) int {
 	return 2*ci + 1
 }
 
-// admitLocked takes a place for client.
-func (c *Controller) admitLocked(client string) Ticket {
+// admitLocked takes a place of class ci for client.
+func (c *Controller) admitLocked(ci int, client string) Ticket {
 	c.inflight++
+	c.byClass[ci]++
 	c.held[client]++
-	return Ticket{start: c.now(), inflight: c.inflight, client: client}
+	return Ticket{start: c.now(), inflight: c.inflight, client: client, class: ci}
 }
 
 // dispatchLocked admits the waiters that may start, highest class first,
@@ -307,7 +324,7 @@ func (c *Controller) dispatchLocked() {
 				kept = append(kept, w)
 				continue
 			}
-			c.admitLocked(w.client)
+			c.admitLocked(ci, w.client)
 			c.queued--
 			w.ready <- nil
 		}

@@ -224,6 +224,27 @@ func TestAClientPastItsShareLeavesAShareFree(t *testing.T) {
 	}
 }
 
+// A high-priority client past its share is not held out by the bulk: the
+// share it must leave free counts requests of its class and above, so low
+// requests filling the bulk do not stop it while high ones leave room.
+func TestTheBulkDoesNotHoldAHighClientToItsShare(t *testing.T) {
+	c := newFixed(16, 10, time.Minute)       // share 4, bulk 15
+	fillAs(t, c, priority.High, "caller", 4) // its share
+	low := fill(t, c, priority.Low, 11)      // the bulk is full: 15 in progress
+	fillAs(t, c, priority.High, "caller", 1) // the last place: 5 high + 4 < 16
+	if !refusedAtOnce(t, c, priority.High, "caller") {
+		t.Fatal("admitted past the limit")
+	}
+	c.Done(low[0], false)
+	fillAs(t, c, priority.High, "caller", 1) // a freed place goes to it at once
+	// Its own class still keeps a share free: 12 high of its own leave 4.
+	c = newFixed(16, 10, time.Minute)
+	fillAs(t, c, priority.High, "caller", 12)
+	if !refusedAtOnce(t, c, priority.High, "caller") {
+		t.Fatal("a high client past its share took the share kept for other high callers")
+	}
+}
+
 // Under contention, a client past its share waits behind the others'
 // requests, whatever their arrival, and is shed first.
 func TestAClientPastItsShareWaitsBehindTheOthersAndIsShedFirst(t *testing.T) {
