@@ -96,7 +96,8 @@ type ControllerOptions struct {
 // key internal/clientkey gives its requests: its principal, else its
 // address) holds at most its share of it (MaxPerClient). Past its share, a
 // client's request is admitted only while more than a share of the class's
-// room stays free for the others, so that a newcomer finds room at once even
+// room stays free of requests of its class and above (the bulk below does
+// not count: a higher class overtakes it anyway), so that a newcomer finds room at once even
 // when one client's requests take their whole deadline (slow bodies); else
 // it waits behind every request within its share, and is the first of its
 // class shed, with [ErrClientShare]. A client alone thus reaches the limit
