@@ -116,7 +116,7 @@ type Controller struct {
 	bulk      int // what low and normal may fill
 	share     int // what one client may hold while others need the rest
 	inflight  int
-	byClass   [numClasses]int // inflight by class
+	byClass   [numClasses]int       // inflight by class
 	held      map[string]int        // requests in progress by client
 	queues    [numClasses][]*waiter // FIFO per class
 	queued    int
