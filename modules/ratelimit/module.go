@@ -201,9 +201,15 @@ type pinger interface {
 	Ping(ctx context.Context) error
 }
 
-// Ping asks Redis for PONG, within ctx and the client's timeout
-// (SERVICE_REDIS_TIMEOUT). It is the health check "redis".
+// Ping asks Redis for PONG, every master of a cluster, within ctx and the
+// client's timeout (SERVICE_REDIS_TIMEOUT). It is the health check "redis";
+// the component "ratelimit" names the failing nodes ("failing_nodes").
 func (r *Redis) Ping(ctx context.Context) error {
+	if c, ok := r.client.(*redis.ClusterClient); ok {
+		return c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+			return m.Ping(ctx).Err()
+		})
+	}
 	return r.client.Ping(ctx).Err()
 }
 
