@@ -78,6 +78,12 @@ func NewRedisClient(cfg RedisConfig, log *slog.Logger) (redis.UniversalClient, e
 		}), nil
 	case len(cfg.Addrs) > 0:
 		return redis.NewClusterClient(&redis.ClusterOptions{
+			// No redirect or retry either: go-redis retries a pipeline's
+			// commands for a node it could not reach after a pause, and a
+			// pause that outlasts the deadline fails the whole pipeline,
+			// the healthy masters' answers included. A MOVED reply fails
+			// its key once, and makes the client reload the slots.
+			MaxRedirects:          -1,
 			Addrs:                 cfg.Addrs,
 			Username:              opt.Username,
 			Password:              opt.Password,
