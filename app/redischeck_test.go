@@ -88,7 +88,9 @@ type probeAnswer struct {
 	code   int
 	status string // the body's overall "status" when it is a 200
 	redis  struct{ Status, Output string }
-	body   string
+	// failingNodes are the ratelimit component's failing_nodes.
+	failingNodes []string
+	body         string
 }
 
 func (a *healthApp) probe(t *testing.T, url string) probeAnswer {
@@ -101,14 +103,20 @@ func (a *healthApp) probe(t *testing.T, url string) probeAnswer {
 	body, _ := io.ReadAll(resp.Body)
 	var parsed struct {
 		Status any
-		Checks map[string]struct{ Status, Output string }
+		Checks map[string]struct {
+			Status, Output string
+			Details        struct {
+				FailingNodes []string `json:"failing_nodes"`
+			}
+		}
 	}
 	if err := json.Unmarshal(body, &parsed); err != nil {
 		t.Fatalf("GET %s: %d %s: %v", url, resp.StatusCode, body, err)
 	}
 	ans := probeAnswer{code: resp.StatusCode, body: string(body)}
 	ans.status, _ = parsed.Status.(string)
-	ans.redis = parsed.Checks["redis"]
+	ans.redis.Status, ans.redis.Output = parsed.Checks["redis"].Status, parsed.Checks["redis"].Output
+	ans.failingNodes = parsed.Checks["ratelimit"].Details.FailingNodes
 	return ans
 }
 

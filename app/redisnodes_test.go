@@ -2,9 +2,7 @@ package app_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"slices"
 	"testing"
 	"time"
@@ -31,37 +29,14 @@ func TestProbesNameTheFailingRedisNode(t *testing.T) {
 			for i := range 60 {
 				_, _ = limiter.Allow(context.Background(), fmt.Sprintf("ip:10.7.0.%d", i), limit)
 			}
-			failing, body := failingNodes(t, a, url)
-			if slices.Equal(failing, []string{victim.Addr()}) {
+			ans := a.probe(t, url)
+			if slices.Equal(ans.failingNodes, []string{victim.Addr()}) {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("GET %s: failing_nodes %v, want [%s]:\n%s", path, failing, victim.Addr(), body)
+				t.Fatalf("GET %s: failing_nodes %v, want [%s]:\n%s", path, ans.failingNodes, victim.Addr(), ans.body)
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-}
-
-// failingNodes is what GET url says of the ratelimit component's failing
-// nodes, and the body.
-func failingNodes(t *testing.T, a *healthApp, url string) ([]string, string) {
-	t.Helper()
-	resp, err := a.client.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	body, _ := io.ReadAll(resp.Body)
-	var parsed struct {
-		Checks map[string]struct {
-			Details struct {
-				FailingNodes []string `json:"failing_nodes"`
-			}
-		}
-	}
-	if err := json.Unmarshal(body, &parsed); err != nil {
-		t.Fatalf("GET %s: %d %s: %v", url, resp.StatusCode, body, err)
-	}
-	return parsed.Checks["ratelimit"].Details.FailingNodes, string(body)
 }

@@ -59,43 +59,30 @@ func NewRedisClient(cfg RedisConfig, log *slog.Logger) (redis.UniversalClient, e
 	if tlsFiles != nil {
 		opt.Dialer = tlsFiles.dialer(cfg.Timeout)
 	}
-	switch {
-	case cfg.SentinelMaster != "":
-		return redis.NewFailoverClient(&redis.FailoverOptions{
-			MasterName:            cfg.SentinelMaster,
-			SentinelAddrs:         cfg.Addrs,
-			SentinelPassword:      cfg.SentinelPassword,
-			Username:              opt.Username,
-			Password:              opt.Password,
-			DB:                    opt.DB,
-			Dialer:                opt.Dialer,
-			DialTimeout:           opt.DialTimeout,
-			ReadTimeout:           opt.ReadTimeout,
-			WriteTimeout:          opt.WriteTimeout,
-			ContextTimeoutEnabled: true,
-			MaxRetries:            -1,
-			DialerRetries:         1,
-		}), nil
-	case len(cfg.Addrs) > 0:
-		return redis.NewClusterClient(&redis.ClusterOptions{
-			// No redirect or retry either: go-redis retries a pipeline's
-			// commands for a node it could not reach after a pause, and a
-			// pause that outlasts the deadline fails the whole pipeline,
-			// the healthy masters' answers included. A MOVED reply fails
-			// its key once, and makes the client reload the slots.
-			MaxRedirects:          -1,
-			Addrs:                 cfg.Addrs,
-			Username:              opt.Username,
-			Password:              opt.Password,
-			Dialer:                opt.Dialer,
-			DialTimeout:           opt.DialTimeout,
-			ReadTimeout:           opt.ReadTimeout,
-			WriteTimeout:          opt.WriteTimeout,
-			ContextTimeoutEnabled: true,
-			MaxRetries:            -1,
-			DialerRetries:         1,
-		}), nil
-	default:
+	if len(cfg.Addrs) == 0 {
 		return redis.NewClient(opt), nil
 	}
+	// Sentinels, or a cluster's seed nodes (one is enough to find the rest).
+	return redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs:            cfg.Addrs,
+		MasterName:       cfg.SentinelMaster,
+		SentinelPassword: cfg.SentinelPassword,
+		IsClusterMode:    cfg.SentinelMaster == "",
+		Username:         opt.Username,
+		Password:         opt.Password,
+		DB:               opt.DB,
+		Dialer:           opt.Dialer,
+		DialTimeout:      opt.DialTimeout,
+		ReadTimeout:      opt.ReadTimeout,
+		WriteTimeout:     opt.WriteTimeout,
+		// No redirect or retry on a cluster either: go-redis retries a
+		// pipeline's commands for a node it could not reach after a pause,
+		// and a pause that outlasts the deadline fails the whole pipeline,
+		// the healthy masters' answers included. A MOVED reply fails its
+		// key once, and makes the client reload the slots.
+		MaxRedirects:          -1,
+		ContextTimeoutEnabled: true,
+		MaxRetries:            -1,
+		DialerRetries:         1,
+	}), nil
 }

@@ -51,7 +51,7 @@ func (f *tlsFiles) read() ([3][]byte, [sha256.Size]byte, error) {
 		if name == "" {
 			continue
 		}
-		data, err := os.ReadFile(name)
+		data, err := os.ReadFile(name) //nolint:gosec // G304: the files the operator configured
 		if err != nil {
 			return contents, [sha256.Size]byte{}, fmt.Errorf("%s: %w", redisTLSVariables[i], err)
 		}

@@ -129,7 +129,7 @@ func copyFile(t *testing.T, from, to string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(to, data, 0o600); err != nil {
+	if err := os.WriteFile(to, data, 0o600); err != nil { //nolint:gosec // G703: the test's own temp files
 		t.Fatal(err)
 	}
 }
