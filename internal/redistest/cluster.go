@@ -38,6 +38,10 @@ type ClusterOptions struct {
 	// Args are given to every node after the cluster's own, e.g.
 	// "--cluster-require-full-coverage", "no".
 	Args []string
+	// TLS, when set, makes every node speak only TLS with its
+	// certificates, on its port and its cluster bus ("--tls-cluster yes",
+	// "--tls-replication yes"), as StartTLS does.
+	TLS *TLSFiles
 }
 
 // StartCluster is StartClusterWith for masters without replicas.
@@ -72,12 +76,17 @@ func StartClusterWith(t testing.TB, o ClusterOptions) *Cluster {
 		"--cluster-node-timeout", strconv.FormatInt(o.NodeTimeout.Milliseconds(), 10),
 		"--cluster-replica-validity-factor", "0",
 	}, o.Args...)
+	node := func() *Server { return start(t, freeClusterPort, args) }
+	if o.TLS != nil {
+		args = append(tlsArgs(o.TLS), append([]string{"--tls-cluster", "yes", "--tls-replication", "yes"}, args...)...)
+		node = func() *Server { return startServer(t, &Server{tls: o.TLS.Client, args: args}, freeClusterPort) }
+	}
 	c := &Cluster{nodes: make([]*Server, o.Masters), replicas: make([]*Server, o.Masters*o.ReplicasPerMaster)}
 	for i := range c.nodes {
-		c.nodes[i] = start(t, freeClusterPort, args)
+		c.nodes[i] = node()
 	}
 	for i := range c.replicas {
-		c.replicas[i] = start(t, freeClusterPort, args)
+		c.replicas[i] = node()
 	}
 	if err := c.form(); err != nil {
 		t.Fatalf("redistest: forming a cluster of %v: %v", c.Addrs(), err)
@@ -111,7 +120,7 @@ func (c *Cluster) replicate(perMaster int, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for i, r := range c.replicas {
 		master := c.nodes[i/perMaster]
-		id, err := Do(master.Addr(), clusterCmdTimeout, "CLUSTER", "MYID")
+		id, err := master.Do(clusterCmdTimeout, "CLUSTER", "MYID")
 		if err != nil {
 			return err
 		}
@@ -133,7 +142,7 @@ func (c *Cluster) replicate(perMaster int, timeout time.Duration) error {
 	}
 	for _, n := range append(c.Nodes(), c.replicas...) {
 		for {
-			nodes, err := Do(n.Addr(), clusterCmdTimeout, "CLUSTER", "NODES")
+			nodes, err := n.Do(clusterCmdTimeout, "CLUSTER", "NODES")
 			if err == nil && strings.Count(nodes, " slave ")+strings.Count(nodes, ",slave ") == len(c.replicas) {
 				break
 			}
@@ -210,7 +219,7 @@ func (c *Cluster) waitOK(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for _, n := range c.nodes {
 		for {
-			info, err := Do(n.Addr(), clusterCmdTimeout, "CLUSTER", "INFO")
+			info, err := n.Do(clusterCmdTimeout, "CLUSTER", "INFO")
 			if err == nil && strings.Contains(info, "cluster_state:ok\r\n") {
 				break
 			}
@@ -228,7 +237,7 @@ func (c *Cluster) waitOK(timeout time.Duration) error {
 
 // clusterCommand sends CLUSTER args to n and expects OK.
 func clusterCommand(n *Server, args ...string) error {
-	reply, err := Do(n.Addr(), clusterCmdTimeout, append([]string{"CLUSTER"}, args...)...)
+	reply, err := n.Do(clusterCmdTimeout, append([]string{"CLUSTER"}, args...)...)
 	if err != nil {
 		return err
 	}

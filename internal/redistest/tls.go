@@ -30,7 +30,7 @@ func NewTLSFiles(t testing.TB, name string) *TLSFiles {
 	if err != nil {
 		t.Fatalf("redistest: making a CA: %v", err)
 	}
-	server, err := ca.Issue(devpki.DNSNames("localhost"), devpki.IPAddresses(net.IPv4(127, 0, 0, 1)), devpki.ServerAuth())
+	server, err := ca.Issue(devpki.DNSNames("localhost"), devpki.IPAddresses(net.IPv4(127, 0, 0, 1)), devpki.ServerAuth(), devpki.ClientAuth())
 	if err != nil {
 		t.Fatalf("redistest: issuing the server certificate: %v", err)
 	}
@@ -69,11 +69,15 @@ func NewTLSFiles(t testing.TB, name string) *TLSFiles {
 // port; Do on the server speaks TLS with files.Client.
 func StartTLS(t testing.TB, files *TLSFiles, args ...string) *Server {
 	t.Helper()
-	return startServer(t, &Server{
-		tls: files.Client,
-		args: append([]string{
-			"--tls-cert-file", files.CertFile, "--tls-key-file", files.KeyFile,
-			"--tls-ca-cert-file", files.CAFile, "--tls-auth-clients", "yes",
-		}, args...),
-	}, freePort)
+	return startServer(t, &Server{tls: files.Client, args: append(tlsArgs(files), args...)}, freePort)
+}
+
+// tlsArgs are the arguments of a server with the certificates of files,
+// which asks clients for theirs. The server's certificate serves as its
+// client certificate too, towards its master or the other nodes.
+func tlsArgs(files *TLSFiles) []string {
+	return []string{
+		"--tls-cert-file", files.CertFile, "--tls-key-file", files.KeyFile,
+		"--tls-ca-cert-file", files.CAFile, "--tls-auth-clients", "yes",
+	}
 }

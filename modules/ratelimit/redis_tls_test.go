@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -146,4 +147,72 @@ func waitModeWithin(t *testing.T, r *Redis, want string, within time.Duration) t
 		time.Sleep(5 * time.Millisecond)
 	}
 	return time.Since(begin)
+}
+
+// TestRedisTLSFilesBadChangeKeepsTheLastGood: files that change but do not
+// load leave the last good ones in use, logged once however often they are
+// read; once they load again they are used, and that is logged.
+func TestRedisTLSFilesBadChangeKeepsTheLastGood(t *testing.T) {
+	files := redistest.NewTLSFiles(t, "redis test CA")
+	caFile := t.TempDir() + "/ca.pem"
+	copyFile(t, files.CAFile, caFile)
+	f, err := newTLSFiles(RedisConfig{TLS: true, TLSCAFile: caFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs logtest.Buffer
+	f.log = slog.New(slog.NewJSONHandler(&logs, nil))
+	good := f.current()
+	if err := os.WriteFile(caFile, []byte("half a PEM"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if f.current() != good {
+			t.Fatal("a CA file that does not load replaced the last good one")
+		}
+	}
+	if lines := logs.Lines(); len(lines) != 1 || !strings.Contains(lines[0], "do not load") {
+		t.Fatalf("log after three reads of a bad file:\n%s", logs.String())
+	}
+	other := redistest.NewTLSFiles(t, "another CA")
+	copyFile(t, other.CAFile, caFile)
+	if c := f.current(); c == good || !c.RootCAs.Equal(other.CA.Pool()) {
+		t.Fatal("a CA file that loads again is not used")
+	}
+	if lines := logs.Lines(); len(lines) != 2 || !strings.Contains(lines[1], "reloaded") {
+		t.Fatalf("log after the file loads again:\n%s", logs.String())
+	}
+}
+
+// TestRedisTLSCluster: SERVICE_REDIS_TLS=true with a cluster's addresses;
+// the nodes speak only TLS, to clients and on their bus, and the TLS files
+// serve every master the client finds.
+func TestRedisTLSCluster(t *testing.T) {
+	files := redistest.NewTLSFiles(t, "redis test CA")
+	cluster := redistest.StartClusterWith(t, redistest.ClusterOptions{Masters: 3, TLS: files})
+	cfg := RedisConfig{Addrs: cluster.Addrs()[:1], TLS: true, TLSCAFile: files.CAFile, TLSCertFile: files.ClientCertFile, TLSKeyFile: files.ClientKeyFile, Timeout: sharedTimeout}
+	prefix := testPrefix(t)
+	var limiters []*Redis
+	for range 2 {
+		limiters = append(limiters, newTestRedis(t, newTestClient(t, cfg), RedisOptions{KeyPrefix: prefix, Timeout: sharedTimeout, FailureMode: FailClosed}))
+	}
+	ctx := context.Background()
+	const clients = 30
+	for c := range clients {
+		key := "ip:10.5.0." + strconv.Itoa(c)
+		for i := range tlsLimit.Burst {
+			if d, err := limiters[0].Allow(ctx, key, tlsLimit); err != nil || !d.Allowed {
+				t.Fatalf("client %d, request %d: %+v, %v", c, i+1, d, err)
+			}
+		}
+		if d, err := limiters[1].Allow(ctx, key, tlsLimit); err != nil || d.Allowed {
+			t.Fatalf("client %d on the other limiter: %+v, %v; want denied by the shared bucket", c, d, err)
+		}
+	}
+	for _, n := range cluster.Nodes() {
+		size, err := n.Do(time.Second, "DBSIZE")
+		if count, _ := strconv.Atoi(size); err != nil || count == 0 {
+			t.Errorf("%s holds %q keys (%v), want a share of the %d clients'", n.Addr(), size, err, clients)
+		}
+	}
 }
