@@ -1,6 +1,7 @@
 package redistest
 
 import (
+	"crypto/tls"
 	"fmt"
 	"strconv"
 	"strings"
@@ -18,7 +19,14 @@ const (
 // with args after, and returns once its link to the primary is up.
 func StartReplica(t testing.TB, primary *Server, args ...string) *Server {
 	t.Helper()
-	r := start(t, freePort, append([]string{"--replicaof", "127.0.0.1", strconv.Itoa(primary.port)}, args...))
+	return startReplica(t, primary, args)
+}
+
+// startReplica is StartReplica; a replica of a TLS server speaks TLS with
+// its client configuration (args then give the certificates).
+func startReplica(t testing.TB, primary *Server, args []string) *Server {
+	t.Helper()
+	r := startServer(t, &Server{tls: primary.tls, args: append([]string{"--replicaof", "127.0.0.1", strconv.Itoa(primary.port)}, args...)}, freePort)
 	if err := waitInfo(r, "replication", replicaSyncTimeout, "master_link_status:up"); err != nil {
 		t.Fatalf("redistest: replica %s of %s: %v\n%s", r.Addr(), primary.Addr(), err, r.tail())
 	}
@@ -38,6 +46,9 @@ type SentinelOptions struct {
 	// DownAfter is how long the primary must not answer before a sentinel
 	// deems it down (down-after-milliseconds). Default 1s.
 	DownAfter time.Duration
+	// TLS, when set, makes every server and sentinel speak only TLS with
+	// its certificates, replication included, as StartTLS does.
+	TLS *TLSFiles
 }
 
 // Sentinels is a primary, its replicas and the sentinels watching them,
@@ -67,9 +78,14 @@ func StartSentinels(t testing.TB, o SentinelOptions) *Sentinels {
 	if o.DownAfter <= 0 {
 		o.DownAfter = time.Second
 	}
-	g := &Sentinels{Master: o.Master, Primary: Start(t)}
+	var withTLS []string // the arguments of every server and sentinel
+	var client *tls.Config
+	if o.TLS != nil {
+		withTLS, client = append(tlsArgs(o.TLS), "--tls-replication", "yes"), o.TLS.Client
+	}
+	g := &Sentinels{Master: o.Master, Primary: startServer(t, &Server{tls: client, args: withTLS}, freePort)}
 	for range o.Replicas {
-		g.Replicas = append(g.Replicas, StartReplica(t, g.Primary))
+		g.Replicas = append(g.Replicas, startReplica(t, g.Primary, withTLS))
 	}
 	conf := fmt.Sprintf("sentinel monitor %[1]s 127.0.0.1 %[2]d %[3]d\n"+
 		"sentinel down-after-milliseconds %[1]s %[4]d\n"+
@@ -77,7 +93,7 @@ func StartSentinels(t testing.TB, o SentinelOptions) *Sentinels {
 		"sentinel parallel-syncs %[1]s 1\n",
 		o.Master, g.Primary.port, o.Sentinels/2+1, o.DownAfter.Milliseconds(), 10*o.DownAfter.Milliseconds())
 	for range o.Sentinels {
-		g.Sentinels = append(g.Sentinels, startServer(t, &Server{conf: conf, args: []string{"--sentinel"}}, freePort))
+		g.Sentinels = append(g.Sentinels, startServer(t, &Server{conf: conf, tls: client, args: append(withTLS, "--sentinel")}, freePort))
 	}
 	want := fmt.Sprintf("slaves=%d,sentinels=%d", o.Replicas, o.Sentinels)
 	for _, s := range g.Sentinels {

@@ -216,3 +216,23 @@ func TestRedisTLSCluster(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisTLSSentinel: SERVICE_REDIS_TLS=true with sentinels that speak
+// only TLS, like the primary and its replica: the TLS files serve the
+// sentinels and the master they name.
+func TestRedisTLSSentinel(t *testing.T) {
+	files := redistest.NewTLSFiles(t, "redis test CA")
+	g := redistest.StartSentinels(t, redistest.SentinelOptions{TLS: files})
+	cfg := RedisConfig{Addrs: g.Addrs(), SentinelMaster: g.Master, TLS: true, TLSCAFile: files.CAFile, TLSCertFile: files.ClientCertFile, TLSKeyFile: files.ClientKeyFile, Timeout: sharedTimeout}
+	r := newTestRedis(t, newTestClient(t, cfg), RedisOptions{KeyPrefix: testPrefix(t), Timeout: sharedTimeout, FailureMode: FailClosed})
+	ctx := context.Background()
+	for i := range tlsLimit.Burst + 1 {
+		d, err := r.Allow(ctx, "ip:192.0.2.10", tlsLimit)
+		if err != nil || d.Allowed != (i < tlsLimit.Burst) {
+			t.Fatalf("request %d: %+v, %v", i+1, d, err)
+		}
+	}
+	if size, err := g.Primary.Do(time.Second, "DBSIZE"); err != nil || size == "0" {
+		t.Fatalf("the primary holds %q keys (%v), want the limiter's", size, err)
+	}
+}
