@@ -92,8 +92,10 @@ const (
 // Each decision waits for Redis at most Timeout. After a few failed calls, or
 // one that timed out, a circuit breaker stops asking Redis and every decision
 // follows the failure mode until a background probe (PING, then the script
-// on a probe key) succeeds; a failed call follows it too. Mode reports which
-// is in force.
+// on a probe key) succeeds; a failed call follows it too. On a cluster each
+// master has a breaker of its own, so that only the keys on a failing
+// master's slots follow the failure mode (see FailingNodes). Mode reports
+// which is in force.
 //
 // Start starts the workers and the prober, Stop stops them. Outside Start and
 // Stop, Allow asks Redis from the caller's goroutine, one request at a time,
@@ -209,6 +211,9 @@ func (r *Redis) Allow(ctx context.Context, key string, limit Limit) (Decision, e
 	h := hashKey(r.seed, limit, key)
 	if d, ok := r.cachedDenial(h, b, r.clock.micros()); ok {
 		return d, nil
+	}
+	if r.breaker.isOpen() { // before a cluster client's lookup of the master, which may dial
+		return r.fallback(ctx, key, limit, errBreakerOpen)
 	}
 	rkey := r.redisKey(limit.Name, key)
 	guard := r.breakerFor(ctx, rkey)
