@@ -40,12 +40,24 @@ type healthApp struct {
 
 func startHealthApp(t *testing.T, addr string, required ...string) *healthApp {
 	t.Helper()
+	return startHealthAppWith(t, ratelimit.RedisConfig{Addr: addr}, nil, required...)
+}
+
+// startHealthAppWith is startHealthApp with the Redis of redis (its
+// timeout and key prefix aside), and the limiter put in limiter when it is
+// not nil.
+func startHealthAppWith(t *testing.T, redis ratelimit.RedisConfig, limiter *ratelimit.Limiter, required ...string) *healthApp {
+	t.Helper()
 	httpCfg := httpserver.DefaultConfig()
 	httpCfg.Addr, httpCfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
 	healthCfg := health.DefaultConfig("development")
 	healthCfg.CheckPeriod, healthCfg.CheckTimeout, healthCfg.RequiredChecks = checkPeriod, checkTimeout, required
 	rlCfg := ratelimit.DefaultConfig()
-	rlCfg.Backend, rlCfg.Redis.Addr, rlCfg.Redis.KeyPrefix = ratelimit.BackendRedis, addr, "health-test"
+	redis.Timeout, redis.KeyPrefix = rlCfg.Redis.Timeout, "health-test"
+	rlCfg.Backend, rlCfg.Redis = ratelimit.BackendRedis, redis
+	if limiter == nil {
+		limiter = new(ratelimit.Limiter)
+	}
 	a := &healthApp{log: &logtest.Buffer{}}
 	app := fxtest.New(t,
 		fx.Replace(httpCfg, healthCfg, rlCfg), // the sections the app would load
@@ -57,7 +69,7 @@ func startHealthApp(t *testing.T, addr string, required ...string) *healthApp {
 				lc.Append(h)
 			}
 		}, fx.ParamTags(``, `group:"readiness_hooks"`))),
-		fx.Populate(&a.srv),
+		fx.Populate(&a.srv, limiter),
 		fx.NopLogger,
 	)
 	app.RequireStart()
@@ -76,7 +88,9 @@ type probeAnswer struct {
 	code   int
 	status string // the body's overall "status" when it is a 200
 	redis  struct{ Status, Output string }
-	body   string
+	// failingNodes are the ratelimit component's failing_nodes.
+	failingNodes []string
+	body         string
 }
 
 func (a *healthApp) probe(t *testing.T, url string) probeAnswer {
@@ -89,14 +103,20 @@ func (a *healthApp) probe(t *testing.T, url string) probeAnswer {
 	body, _ := io.ReadAll(resp.Body)
 	var parsed struct {
 		Status any
-		Checks map[string]struct{ Status, Output string }
+		Checks map[string]struct {
+			Status, Output string
+			Details        struct {
+				FailingNodes []string `json:"failing_nodes"`
+			}
+		}
 	}
 	if err := json.Unmarshal(body, &parsed); err != nil {
 		t.Fatalf("GET %s: %d %s: %v", url, resp.StatusCode, body, err)
 	}
 	ans := probeAnswer{code: resp.StatusCode, body: string(body)}
 	ans.status, _ = parsed.Status.(string)
-	ans.redis = parsed.Checks["redis"]
+	ans.redis.Status, ans.redis.Output = parsed.Checks["redis"].Status, parsed.Checks["redis"].Output
+	ans.failingNodes = parsed.Checks["ratelimit"].Details.FailingNodes
 	return ans
 }
 

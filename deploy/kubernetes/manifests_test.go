@@ -1,6 +1,9 @@
 // Package kubernetes holds no code: its test reads the manifests in this
 // directory and checks that they agree with each other, with the image
-// (../../Dockerfile) and with the service's configuration (the modules' sections, loaded by app.LoadConfig).
+// (../../Dockerfile) and with the service's configuration (the modules' sections, loaded by app.LoadConfig),
+// and decodes each strictly into the k8s.io/api types (types_test.go). It is
+// a module of its own, whose go.mod pins k8s.io/api, so that the service's
+// go.mod stays free of it; CI vets and tests it (.ci/run).
 package kubernetes
 
 import (
@@ -187,15 +190,8 @@ type secret struct {
 // (the YAML files but the kustomization).
 func readObjects(t *testing.T) []object {
 	t.Helper()
-	files, err := filepath.Glob("*.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var objects []object
-	for _, file := range files {
-		if file == kustomizationFile {
-			continue
-		}
+	for _, file := range manifestFiles(t) {
 		data, err := os.ReadFile(file) //nolint:gosec // G304: the manifests of this directory
 		if err != nil {
 			t.Fatal(err)
@@ -219,6 +215,16 @@ func readObjects(t *testing.T) []object {
 		}
 	}
 	return objects
+}
+
+// manifestFiles are the YAML files of this directory but the kustomization.
+func manifestFiles(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob("*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return slices.DeleteFunc(files, func(f string) bool { return f == kustomizationFile })
 }
 
 // only returns the one object of a kind and API version, decoded into T.

@@ -20,33 +20,73 @@ const (
 	portAttempts      = 100              // tries at a port whose bus port is free too
 )
 
-// Cluster is a Redis Cluster of masters without replicas, each a Server the
-// test owns.
+// Cluster is a Redis Cluster, each node a Server the test owns.
 type Cluster struct {
-	nodes []*Server
+	nodes    []*Server // the masters, in slot order
+	replicas []*Server // replicas[i*perMaster+j] is the j-th replica of nodes[i]
 }
 
-// StartCluster starts masters redis-server processes in cluster mode
-// ("--cluster-enabled yes --cluster-config-file nodes.conf
-// --cluster-node-timeout 2000"), each in its own temp directory on a free port
-// whose cluster bus port (port+10000) is free too. It gives each master an
-// equal share of the 16384 hash slots, joins them with CLUSTER MEET, and
-// returns once CLUSTER INFO on every node says cluster_state:ok. It needs only
-// redis-server, not redis-cli. When the test ends every node is killed.
-// StartCluster fails the test if masters < 1, if a node does not start, or if
-// the cluster is not ok within 20 seconds.
+// ClusterOptions shape a cluster that StartClusterWith makes.
+type ClusterOptions struct {
+	// Masters is how many masters share the slots; at least 1.
+	Masters int
+	// ReplicasPerMaster is how many replicas each master has. Default 0.
+	ReplicasPerMaster int
+	// NodeTimeout is cluster-node-timeout: how long a node may not answer
+	// before it is deemed failing, and a replica may take over. Default 2s.
+	NodeTimeout time.Duration
+	// Args are given to every node after the cluster's own, e.g.
+	// "--cluster-require-full-coverage", "no".
+	Args []string
+	// TLS, when set, makes every node speak only TLS with its
+	// certificates, on its port and its cluster bus ("--tls-cluster yes",
+	// "--tls-replication yes"), as StartTLS does.
+	TLS *TLSFiles
+}
+
+// StartCluster is StartClusterWith for masters without replicas.
 func StartCluster(t testing.TB, masters int) *Cluster {
 	t.Helper()
-	if masters < 1 {
-		t.Fatalf("redistest: StartCluster(t, %d): need at least one master", masters)
+	return StartClusterWith(t, ClusterOptions{Masters: masters})
+}
+
+// StartClusterWith starts the masters and replicas of o as redis-server
+// processes in cluster mode ("--cluster-enabled yes --cluster-config-file
+// nodes.conf --cluster-node-timeout <ms>"; replicas also
+// "--cluster-replica-validity-factor 0", so that one may always take
+// over), each in its own temp directory on a free port whose cluster bus
+// port (port+10000) is free too. It gives each master an equal share of the
+// 16384 hash slots, joins the nodes with CLUSTER MEET, makes each replica
+// replicate its master (CLUSTER REPLICATE), and returns once CLUSTER INFO on
+// every node says cluster_state:ok and every replica is in sync. It needs
+// only redis-server, not redis-cli. When the test ends every node is killed.
+// It fails the test if o.Masters < 1, if a node does not start, or if the
+// cluster is not ok within 20 seconds.
+func StartClusterWith(t testing.TB, o ClusterOptions) *Cluster {
+	t.Helper()
+	if o.Masters < 1 {
+		t.Fatalf("redistest: StartClusterWith(t, %+v): need at least one master", o)
 	}
-	c := &Cluster{nodes: make([]*Server, masters)}
+	if o.NodeTimeout <= 0 {
+		o.NodeTimeout = 2 * time.Second
+	}
+	args := append([]string{
+		"--cluster-enabled", "yes",
+		"--cluster-config-file", "nodes.conf",
+		"--cluster-node-timeout", strconv.FormatInt(o.NodeTimeout.Milliseconds(), 10),
+		"--cluster-replica-validity-factor", "0",
+	}, o.Args...)
+	node := func() *Server { return start(t, freeClusterPort, args) }
+	if o.TLS != nil {
+		args = append(tlsArgs(o.TLS), append([]string{"--tls-cluster", "yes", "--tls-replication", "yes"}, args...)...)
+		node = func() *Server { return startServer(t, &Server{tls: o.TLS.Client, args: args}, freeClusterPort) }
+	}
+	c := &Cluster{nodes: make([]*Server, o.Masters), replicas: make([]*Server, o.Masters*o.ReplicasPerMaster)}
 	for i := range c.nodes {
-		c.nodes[i] = start(t, freeClusterPort, []string{
-			"--cluster-enabled", "yes",
-			"--cluster-config-file", "nodes.conf",
-			"--cluster-node-timeout", "2000",
-		})
+		c.nodes[i] = node()
+	}
+	for i := range c.replicas {
+		c.replicas[i] = node()
 	}
 	if err := c.form(); err != nil {
 		t.Fatalf("redistest: forming a cluster of %v: %v", c.Addrs(), err)
@@ -54,10 +94,89 @@ func StartCluster(t testing.TB, masters int) *Cluster {
 	if err := c.waitOK(clusterOKTimeout); err != nil {
 		t.Fatalf("redistest: cluster %v: %v", c.Addrs(), err)
 	}
+	if len(c.replicas) > 0 {
+		if err := c.replicate(o.ReplicasPerMaster, clusterOKTimeout); err != nil {
+			t.Fatalf("redistest: cluster %v: replicas: %v", c.Addrs(), err)
+		}
+	}
 	return c
 }
 
-// Addrs are the nodes' addresses ("127.0.0.1:<port>"), in the order of
+// Replicas are the replicas of master i (its index in Nodes), for tests
+// that wait for one to take over.
+func (c *Cluster) Replicas(i int) []*Server {
+	per := len(c.replicas) / len(c.nodes)
+	return append([]*Server(nil), c.replicas[i*per:(i+1)*per]...)
+}
+
+// replicate meets every replica and makes it replicate its master, then
+// waits until each is in sync and every node knows every replica.
+func (c *Cluster) replicate(perMaster int, timeout time.Duration) error {
+	for _, r := range c.replicas {
+		if err := clusterCommand(c.nodes[0], "MEET", "127.0.0.1", strconv.Itoa(r.port)); err != nil {
+			return err
+		}
+	}
+	deadline := time.Now().Add(timeout)
+	for i, r := range c.replicas {
+		master := c.nodes[i/perMaster]
+		id, err := master.Do(clusterCmdTimeout, "CLUSTER", "MYID")
+		if err != nil {
+			return err
+		}
+		for { // until the replica has heard of its master through gossip
+			err := clusterCommand(r, "REPLICATE", id)
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s: CLUSTER REPLICATE %s: %w", r.Addr(), master.Addr(), err)
+			}
+			time.Sleep(pollInterval)
+		}
+	}
+	for _, r := range c.replicas {
+		if err := waitInfo(r, "replication", time.Until(deadline), "master_link_status:up"); err != nil {
+			return fmt.Errorf("%s: %w", r.Addr(), err)
+		}
+	}
+	for _, n := range append(c.Nodes(), c.replicas...) {
+		for {
+			nodes, err := n.Do(clusterCmdTimeout, "CLUSTER", "NODES")
+			if err == nil && strings.Count(nodes, " slave ")+strings.Count(nodes, ",slave ") == len(c.replicas) {
+				break
+			}
+			if err == nil {
+				err = errors.New("not every replica is known yet:\n" + nodes)
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s: %w", n.Addr(), err)
+			}
+			time.Sleep(pollInterval)
+		}
+	}
+	return nil
+}
+
+// WaitPromoted polls the replicas of master i until one says it is a
+// master, and returns it. It fails the test after timeout.
+func (c *Cluster) WaitPromoted(t testing.TB, i int, timeout time.Duration) *Server {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		for _, r := range c.Replicas(i) {
+			if info, err := r.Do(probeTimeout, "INFO", "replication"); err == nil && strings.Contains(info, "role:master\r\n") {
+				return r
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redistest: no replica of %s took over within %v", c.nodes[i].Addr(), timeout)
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
+// Addrs are the masters' addresses ("127.0.0.1:<port>"), in the order of
 // Nodes: node i serves the i-th share of the hash slots.
 func (c *Cluster) Addrs() []string {
 	addrs := make([]string, len(c.nodes))
@@ -67,7 +186,7 @@ func (c *Cluster) Addrs() []string {
 	return addrs
 }
 
-// Nodes are the cluster's servers, for tests that stop, restart or pause one.
+// Nodes are the cluster's masters as it started, for tests that stop, restart or pause one.
 // The returned slice is a copy.
 func (c *Cluster) Nodes() []*Server {
 	return append([]*Server(nil), c.nodes...)
@@ -100,7 +219,7 @@ func (c *Cluster) waitOK(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for _, n := range c.nodes {
 		for {
-			info, err := Do(n.Addr(), clusterCmdTimeout, "CLUSTER", "INFO")
+			info, err := n.Do(clusterCmdTimeout, "CLUSTER", "INFO")
 			if err == nil && strings.Contains(info, "cluster_state:ok\r\n") {
 				break
 			}
@@ -118,7 +237,7 @@ func (c *Cluster) waitOK(timeout time.Duration) error {
 
 // clusterCommand sends CLUSTER args to n and expects OK.
 func clusterCommand(n *Server, args ...string) error {
-	reply, err := Do(n.Addr(), clusterCmdTimeout, append([]string{"CLUSTER"}, args...)...)
+	reply, err := n.Do(clusterCmdTimeout, append([]string{"CLUSTER"}, args...)...)
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,10 @@
 //
 // Addr finds or starts a Redis that tests may share. Start runs a
 // redis-server that the test owns and can stop, restart and pause, for fault
-// tests; StartCluster runs a Redis Cluster. Do and Ping speak just enough RESP
+// tests; StartTLS runs one that speaks only TLS, with certificates the test
+// makes (NewTLSFiles); StartReplica runs a replica of a server,
+// StartSentinels a primary with replicas watched by sentinels, and
+// StartCluster (StartClusterWith, for replicas) a Redis Cluster. Do and Ping speak just enough RESP
 // to check on them, so the package needs no Redis client library. It needs
 // redis-server on PATH only when it has to start one, and it never skips a
 // test: without a Redis the test fails with a message saying how to get one.
@@ -10,6 +13,7 @@ package redistest
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -87,11 +91,28 @@ func Ping(addr string, timeout time.Duration) error {
 // bulk string is ""). An error reply gives an error wrapping ErrReply; any
 // other reply type, such as an array, gives an error.
 func Do(addr string, timeout time.Duration, args ...string) (string, error) {
+	return do(addr, nil, timeout, args)
+}
+
+// DoTLS is Do over TLS with config.
+func DoTLS(addr string, config *tls.Config, timeout time.Duration, args ...string) (string, error) {
+	return do(addr, config, timeout, args)
+}
+
+// do is Do, over TLS when config is not nil.
+func do(addr string, config *tls.Config, timeout time.Duration, args []string) (string, error) {
 	if len(args) == 0 {
 		return "", errors.New("redistest.Do: no command")
 	}
 	deadline := time.Now().Add(timeout)
-	conn, err := (&net.Dialer{Deadline: deadline}).Dial("tcp", addr)
+	dialer := &net.Dialer{Deadline: deadline}
+	var conn net.Conn
+	var err error
+	if config != nil {
+		conn, err = (&tls.Dialer{NetDialer: dialer, Config: config}).Dial("tcp", addr)
+	} else {
+		conn, err = dialer.Dial("tcp", addr)
+	}
 	if err != nil {
 		return "", fmt.Errorf("redis %s: %w", addr, err)
 	}
@@ -180,6 +201,12 @@ type Server struct {
 	dir  string   // working directory, where the output log is kept
 	args []string // extra arguments, after the ones Start always gives
 	port int
+	// tls, when set, makes the port a TLS port ("--port 0 --tls-port"),
+	// and is the configuration the package's own commands dial it with.
+	tls *tls.Config
+	// conf, when set, is written to redis.conf in dir before the first run,
+	// and that file given as the first argument (a sentinel rewrites it).
+	conf string
 
 	mu   sync.Mutex
 	proc *process // nil while stopped
@@ -211,7 +238,14 @@ func Start(t testing.TB, args ...string) *Server {
 // start tries a few ports.
 func start(t testing.TB, choosePort func() (int, error), args []string) *Server {
 	t.Helper()
-	s := &Server{t: t, dir: t.TempDir(), args: args}
+	return startServer(t, &Server{args: args}, choosePort)
+}
+
+// startServer starts s, whose args, tls and conf are set, on a port of
+// choosePort.
+func startServer(t testing.TB, s *Server, choosePort func() (int, error)) *Server {
+	t.Helper()
+	s.t, s.dir = t, t.TempDir()
 	t.Cleanup(s.cleanup)
 	var err error
 	for range startAttempts {
@@ -227,6 +261,11 @@ func start(t testing.TB, choosePort func() (int, error), args []string) *Server 
 		t.Fatalf("redistest: starting %s: %v\n%s", serverBinary, err, s.tail())
 	}
 	return s
+}
+
+// Do is the package's Do on the server, over TLS for a StartTLS server.
+func (s *Server) Do(timeout time.Duration, args ...string) (string, error) {
+	return do(s.Addr(), s.tls, timeout, args)
 }
 
 // Addr is the server's address, "127.0.0.1:<port>". It stays the same across
@@ -352,10 +391,23 @@ func (s *Server) launch() (*process, error) {
 		return nil, fmt.Errorf("opening the output log: %w", err)
 	}
 	defer func() { _ = log.Close() }() // the child has its own descriptor
-	args := append([]string{
-		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--protected-mode", "no",
-	}, s.args...)
+	ports := []string{"--port", strconv.Itoa(s.port)}
+	if s.tls != nil {
+		ports = []string{"--port", "0", "--tls-port", strconv.Itoa(s.port)}
+	}
+	var args []string
+	if s.conf != "" {
+		conf := filepath.Join(s.dir, "redis.conf")
+		if _, err := os.Stat(conf); errors.Is(err, os.ErrNotExist) {
+			if err := os.WriteFile(conf, []byte(s.conf), 0o600); err != nil {
+				return nil, fmt.Errorf("writing %s: %w", conf, err)
+			}
+		}
+		args = append(args, conf)
+	}
+	args = append(args, ports...)
+	args = append(args, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "no")
+	args = append(args, s.args...)
 	cmd := exec.Command(bin, args...) //nolint:gosec // G204: bin is redis-server from PATH, args are the test's own
 	cmd.Dir = s.dir
 	cmd.Stdout, cmd.Stderr = log, log
@@ -376,7 +428,7 @@ func (s *Server) waitReady(p *process) error {
 	want := fmt.Sprintf("\nprocess_id:%d\r\n", p.cmd.Process.Pid)
 	deadline := time.Now().Add(readyTimeout)
 	for {
-		info, err := Do(s.Addr(), probeTimeout, "INFO", "server")
+		info, err := s.Do(probeTimeout, "INFO", "server")
 		if err == nil && strings.Contains(info, want) {
 			return nil
 		}

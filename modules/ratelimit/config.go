@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Backends SERVICE_RATELIMIT_BACKEND may name.
@@ -55,16 +57,40 @@ type Config struct {
 
 // RedisConfig configures the connection of the Redis backend.
 type RedisConfig struct {
-	// Addr is a single Redis node. Default "127.0.0.1:6379".
+	// Addr is a single Redis node. Default: none, which is
+	// "127.0.0.1:6379" when neither URL nor Addrs is set.
 	Addr string `yaml:"addr" env:"SERVICE_REDIS_ADDR"`
-	// Addrs, when set, are the seed nodes of a Redis Cluster, and Addr is
-	// ignored. Default: none.
+	// Addrs, when set, are the seed nodes of a Redis Cluster, or the
+	// sentinels when SentinelMaster is set. Default: none.
 	Addrs []string `yaml:"addrs" env:"SERVICE_REDIS_ADDRS"`
-	// Username and Password authenticate with Redis ACLs. Default: none.
+	// URL is a single node as a "redis://" or "rediss://" (TLS) URL with
+	// user, password and database ("rediss://user:pass@host:6380/0"), parsed
+	// by go-redis: instead of Addr, Username, Password and DB, which must
+	// then be unset. Default: none.
+	URL string `yaml:"url" env:"SERVICE_REDIS_URL"`
+	// Username and Password authenticate with Redis ACLs, on every node.
+	// Default: none.
 	Username string `yaml:"username" env:"SERVICE_REDIS_USERNAME"`
 	Password string `yaml:"password" env:"SERVICE_REDIS_PASSWORD"`
-	// DB selects the database of a single node. Default 0.
+	// DB selects the database of a single node or a Sentinel's master.
+	// Default 0.
 	DB int `yaml:"db" env:"SERVICE_REDIS_DB"`
+	// TLS turns TLS on for Addr, Addrs and the sentinels; a "rediss://" URL
+	// turns it on by itself. Default false.
+	TLS bool `yaml:"tls" env:"SERVICE_REDIS_TLS"`
+	// TLSCAFile is a PEM file of the CAs that verify Redis's certificate.
+	// Default: none, the system roots.
+	TLSCAFile string `yaml:"tls_ca_file" env:"SERVICE_REDIS_TLS_CA_FILE"`
+	// TLSCertFile and TLSKeyFile are a client certificate and its key, for a
+	// Redis that asks for one (tls-auth-clients). Default: none.
+	TLSCertFile string `yaml:"tls_cert_file" env:"SERVICE_REDIS_TLS_CERT_FILE"`
+	TLSKeyFile  string `yaml:"tls_key_file" env:"SERVICE_REDIS_TLS_KEY_FILE"`
+	// SentinelMaster, when set, is the name of the master that the
+	// sentinels at Addrs watch: the limiter follows it through failovers.
+	// Default: none.
+	SentinelMaster string `yaml:"sentinel_master" env:"SERVICE_REDIS_SENTINEL_MASTER"`
+	// SentinelPassword authenticates with the sentinels. Default: none.
+	SentinelPassword string `yaml:"sentinel_password" env:"SERVICE_REDIS_SENTINEL_PASSWORD"`
 	// Timeout is each Redis call's deadline, dialing included. Past it the
 	// decision falls to the failure mode. Default 50ms.
 	Timeout time.Duration `yaml:"timeout" env:"SERVICE_REDIS_TIMEOUT"`
@@ -83,7 +109,6 @@ func DefaultConfig() Config {
 		FailureMode: FailLocal,
 		LocalShare:  0.5,
 		Redis: RedisConfig{
-			Addr:      "127.0.0.1:6379",
 			Timeout:   50 * time.Millisecond,
 			KeyPrefix: "meshkit:rl",
 		},
@@ -123,8 +148,36 @@ func (c Config) Validate() error {
 }
 
 func (c RedisConfig) validate() error {
-	if c.Addr == "" && len(c.Addrs) == 0 {
-		return fmt.Errorf("SERVICE_REDIS_ADDR: must be set (or SERVICE_REDIS_ADDRS for a cluster) when SERVICE_RATELIMIT_BACKEND=redis")
+	if c.URL != "" {
+		if set := c.nodeSettings(); len(set) > 0 {
+			return fmt.Errorf("SERVICE_REDIS_URL and %s: both set; give the node either as a URL or with SERVICE_REDIS_ADDR, _USERNAME, _PASSWORD and _DB", strings.Join(set, ", "))
+		}
+		if _, err := redis.ParseURL(c.URL); err != nil {
+			return fmt.Errorf("SERVICE_REDIS_URL: %s", strings.ReplaceAll(err.Error(), c.URL, "(the URL)"))
+		}
+	}
+	if c.Addr != "" && len(c.Addrs) > 0 {
+		return fmt.Errorf("SERVICE_REDIS_ADDR and SERVICE_REDIS_ADDRS: both set; SERVICE_REDIS_ADDR is one node, SERVICE_REDIS_ADDRS a cluster's nodes or the sentinels")
+	}
+	if c.SentinelMaster != "" && len(c.Addrs) == 0 {
+		return fmt.Errorf("SERVICE_REDIS_SENTINEL_MASTER=%q: needs the sentinels in SERVICE_REDIS_ADDRS", c.SentinelMaster)
+	}
+	if c.SentinelPassword != "" && c.SentinelMaster == "" {
+		return fmt.Errorf("SERVICE_REDIS_SENTINEL_PASSWORD: set without SERVICE_REDIS_SENTINEL_MASTER")
+	}
+	if c.DB != 0 && len(c.Addrs) > 0 && c.SentinelMaster == "" {
+		return fmt.Errorf("SERVICE_REDIS_DB=%d: a Redis Cluster has only database 0", c.DB)
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return fmt.Errorf("SERVICE_REDIS_TLS_CERT_FILE and SERVICE_REDIS_TLS_KEY_FILE: set both or neither")
+	}
+	if !c.tlsOn() && (c.TLSCAFile != "" || c.TLSCertFile != "") {
+		return fmt.Errorf("SERVICE_REDIS_TLS_CA_FILE, _CERT_FILE, _KEY_FILE: set while TLS is off; use a rediss:// URL or SERVICE_REDIS_TLS=true")
+	}
+	if c.tlsOn() {
+		if _, err := newTLSFiles(c); err != nil {
+			return err
+		}
 	}
 	if c.Timeout <= 0 {
 		return fmt.Errorf("SERVICE_REDIS_TIMEOUT=%s: must be positive", c.Timeout)
@@ -133,4 +186,34 @@ func (c RedisConfig) validate() error {
 		return fmt.Errorf("SERVICE_RATELIMIT_KEY_PREFIX=%q: must be set, without braces (they would put every client on one cluster slot)", c.KeyPrefix)
 	}
 	return nil
+}
+
+// DefaultRedisAddr is the node the Redis backend uses when none is
+// configured.
+const DefaultRedisAddr = "127.0.0.1:6379"
+
+// nodeSettings names the settings of the single-node form that are set.
+func (c RedisConfig) nodeSettings() []string {
+	var set []string
+	if c.Addr != "" {
+		set = append(set, "SERVICE_REDIS_ADDR")
+	}
+	if len(c.Addrs) > 0 {
+		set = append(set, "SERVICE_REDIS_ADDRS")
+	}
+	if c.Username != "" {
+		set = append(set, "SERVICE_REDIS_USERNAME")
+	}
+	if c.Password != "" {
+		set = append(set, "SERVICE_REDIS_PASSWORD")
+	}
+	if c.DB != 0 {
+		set = append(set, "SERVICE_REDIS_DB")
+	}
+	return set
+}
+
+// tlsOn reports whether connections to Redis use TLS.
+func (c RedisConfig) tlsOn() bool {
+	return c.TLS || strings.HasPrefix(c.URL, "rediss://")
 }

@@ -29,7 +29,8 @@ var redisModes = [...]string{BackendRedis, string(FailLocal), string(FailOpen), 
 //     could be made) and backend ("memory" or "redis");
 //   - meshkit.ratelimit.redis.mode, for a limiter with modes (the Redis
 //     one), a gauge that is 1 for the mode in force and 0 for the others,
-//     by mode ("redis", "local", "open", "closed").
+//     by mode ("redis", "local", "open", "closed"), and by node (a master's
+//     address) for a cluster.
 //
 // Its attributes are bounded: never a client key or a path. The stage
 // records decisions when [WithMetrics] gives it one. It is safe for
@@ -85,20 +86,43 @@ func observeMode(meter metric.Meter, l moder) error {
 	for i, mode := range redisModes {
 		sets[i] = metric.WithAttributeSet(attribute.NewSet(attribute.String("mode", mode)))
 	}
+	nodes, _ := l.(nodeModer)
 	_, err := meter.Int64ObservableGauge("meshkit.ratelimit.redis.mode",
-		metric.WithDescription("The Redis limiter's mode: 1 for the mode in force (redis, or the failure mode while Redis is unreachable), 0 for the others."),
+		metric.WithDescription("The Redis limiter's mode: 1 for the mode in force (redis, or the failure mode while Redis is unreachable), 0 for the others; by node for a cluster's masters."),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			current := l.Mode()
-			for i, mode := range redisModes {
-				var v int64
-				if mode == current {
-					v = 1
+			var modes map[string]string
+			if nodes != nil {
+				modes = nodes.NodeModes()
+			}
+			if modes == nil {
+				current := l.Mode()
+				for i, mode := range redisModes {
+					o.Observe(boolValue(mode == current), sets[i])
 				}
-				o.Observe(v, sets[i])
+				return nil
+			}
+			for node, current := range modes {
+				for _, mode := range redisModes {
+					o.Observe(boolValue(mode == current), metric.WithAttributes(
+						attribute.String("mode", mode), attribute.String("node", node)))
+				}
 			}
 			return nil
 		}))
 	return err
+}
+
+// nodeModer is a limiter with a mode per Redis node (the Redis limiter on a
+// cluster: see [Redis.NodeModes]).
+type nodeModer interface {
+	NodeModes() map[string]string
+}
+
+func boolValue(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // record counts one decision of the stage: d when err is nil.

@@ -24,6 +24,7 @@ import (
 	"log/slog"
 
 	"github.com/redis/go-redis/extra/redisotel/v9"
+	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/fx"
@@ -78,7 +79,10 @@ func NewFx(p Params) (Limiter, error) {
 		log.Info("rate limiter", slog.String("policy", PolicyField(cfg.Limit())))
 		return m, nil
 	}
-	client := NewRedisClient(cfg.Redis)
+	client, err := NewRedisClient(cfg.Redis, log)
+	if err != nil {
+		return nil, err
+	}
 	if p.TracerProvider != nil {
 		// Only inside a request's trace: the breaker's probes start none.
 		err := redisotel.InstrumentTracing(client,
@@ -113,11 +117,20 @@ func NewFx(p Params) (Limiter, error) {
 	return r, nil
 }
 
+// redisAddrs are the addresses of c, for the log: never a URL, which may
+// hold a password.
 func redisAddrs(c RedisConfig) []string {
-	if len(c.Addrs) > 0 {
+	switch {
+	case len(c.Addrs) > 0:
 		return c.Addrs
+	case c.URL != "":
+		if opt, err := redis.ParseURL(c.URL); err == nil {
+			return []string{opt.Addr}
+		}
+	case c.Addr != "":
+		return []string{c.Addr}
 	}
-	return []string{c.Addr}
+	return []string{DefaultRedisAddr}
 }
 
 // MiddlewareParams are what the rate-limit stage needs: the routes, to check
@@ -156,7 +169,8 @@ func componentsFx(l Limiter, cfg Config) []check.Component {
 
 // limiterState reports the backend and the mode in force: pass while the
 // configured backend decides, warn in a failure mode that still limits or
-// admits, fail in the "closed" one.
+// admits, fail in the "closed" one; and, while Redis fails, which nodes
+// ("failing_nodes": a cluster's masters by address, or "all").
 func limiterState(l Limiter, backend string) check.State {
 	mode := backend
 	if m, ok := l.(moder); ok {
@@ -170,8 +184,14 @@ func limiterState(l Limiter, backend string) check.State {
 		status = check.Fail
 	}
 	details := map[string]any{"backend": backend, "mode": mode}
-	if r, ok := l.(*Redis); ok && r.Unmetered() > 0 {
-		details["unmetered"] = r.Unmetered()
+	if r, ok := l.(*Redis); ok {
+		if r.Unmetered() > 0 {
+			details["unmetered"] = r.Unmetered()
+		}
+		// Which node: a cluster's master by address, or "all".
+		if failing := r.FailingNodes(); len(failing) > 0 {
+			details["failing_nodes"] = failing
+		}
 	}
 	return check.State{Status: status, Details: details}
 }
@@ -181,9 +201,15 @@ type pinger interface {
 	Ping(ctx context.Context) error
 }
 
-// Ping asks Redis for PONG, within ctx and the client's timeout
-// (SERVICE_REDIS_TIMEOUT). It is the health check "redis".
+// Ping asks Redis for PONG, every master of a cluster, within ctx and the
+// client's timeout (SERVICE_REDIS_TIMEOUT). It is the health check "redis";
+// the component "ratelimit" names the failing nodes ("failing_nodes").
 func (r *Redis) Ping(ctx context.Context) error {
+	if c, ok := r.client.(*redis.ClusterClient); ok {
+		return c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+			return m.Ping(ctx).Err()
+		})
+	}
 	return r.client.Ping(ctx).Err()
 }
 

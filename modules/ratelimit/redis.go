@@ -24,39 +24,6 @@ import (
 //go:embed gcra.lua
 var gcraScript string
 
-// NewRedisClient builds the Redis client of cfg: a ClusterClient when
-// cfg.Addrs is set, else a single-node Client. Dialing, reading and writing
-// are each bounded by cfg.Timeout, a context's deadline bounds a call too,
-// and nothing is retried: the limiter has its own deadline and failure mode.
-// The caller closes the client.
-func NewRedisClient(cfg RedisConfig) redis.UniversalClient {
-	if len(cfg.Addrs) > 0 {
-		return redis.NewClusterClient(&redis.ClusterOptions{
-			Addrs:                 cfg.Addrs,
-			Username:              cfg.Username,
-			Password:              cfg.Password,
-			DialTimeout:           cfg.Timeout,
-			ReadTimeout:           cfg.Timeout,
-			WriteTimeout:          cfg.Timeout,
-			ContextTimeoutEnabled: true,
-			MaxRetries:            -1,
-			DialerRetries:         1,
-		})
-	}
-	return redis.NewClient(&redis.Options{
-		Addr:                  cfg.Addr,
-		Username:              cfg.Username,
-		Password:              cfg.Password,
-		DB:                    cfg.DB,
-		DialTimeout:           cfg.Timeout,
-		ReadTimeout:           cfg.Timeout,
-		WriteTimeout:          cfg.Timeout,
-		ContextTimeoutEnabled: true,
-		MaxRetries:            -1,
-		DialerRetries:         1,
-	})
-}
-
 // RedisOptions configures a [Redis] limiter. The zero value is usable.
 type RedisOptions struct {
 	// KeyPrefix starts every key. It must not contain a brace, which would
@@ -125,8 +92,10 @@ const (
 // Each decision waits for Redis at most Timeout. After a few failed calls, or
 // one that timed out, a circuit breaker stops asking Redis and every decision
 // follows the failure mode until a background probe (PING, then the script
-// on a probe key) succeeds; a failed call follows it too. Mode reports which
-// is in force.
+// on a probe key) succeeds; a failed call follows it too. On a cluster each
+// master has a breaker of its own, so that only the keys on a failing
+// master's slots follow the failure mode (see FailingNodes). Mode reports
+// which is in force.
 //
 // Start starts the workers and the prober, Stop stops them. Outside Start and
 // Stop, Allow asks Redis from the caller's goroutine, one request at a time,
@@ -149,7 +118,8 @@ type Redis struct {
 	clock   clock
 	denials *table // hash of limit name and key -> local µs until denied
 
-	breaker breaker
+	breaker breaker      // of the whole Redis
+	nodes   nodeBreakers // of a cluster's masters
 	queues  [numWorkers]chan *request
 	pool    sync.Pool // of *request
 
@@ -208,6 +178,8 @@ func NewRedis(client redis.UniversalClient, o RedisOptions) *Redis {
 		stop:    make(chan struct{}),
 		exited:  make(chan struct{}),
 	}
+	r.breaker.probeKey = r.prefix + ":{probe}"
+	r.nodes.m = make(map[string]*breaker)
 	for i := range r.queues {
 		r.queues[i] = make(chan *request, queueSize)
 	}
@@ -240,12 +212,17 @@ func (r *Redis) Allow(ctx context.Context, key string, limit Limit) (Decision, e
 	if d, ok := r.cachedDenial(h, b, r.clock.micros()); ok {
 		return d, nil
 	}
-	if r.breaker.isOpen() {
+	if r.breaker.isOpen() { // before a cluster client's lookup of the master, which may dial
+		return r.fallback(ctx, key, limit, errBreakerOpen)
+	}
+	rkey := r.redisKey(limit.Name, key)
+	guard := r.breakerFor(ctx, rkey)
+	if guard.isOpen() {
 		return r.fallback(ctx, key, limit, errBreakerOpen)
 	}
 	req := r.pool.Get().(*request)
 	req.cancelled, req.span = ctx.Done(), trace.SpanContextFromContext(ctx)
-	req.key, req.hash, req.bucket = r.redisKey(limit.Name, key), h, b
+	req.key, req.hash, req.bucket, req.breaker = rkey, h, b, guard
 	req.deadline = time.Now().Add(r.timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(req.deadline) {
 		req.deadline = d
@@ -333,9 +310,20 @@ func (r *Redis) localLimit(l Limit) Limit {
 
 // Mode is "redis" while Redis decides, else the failure mode in force:
 // "local", "open" or "closed".
+//
+// In a cluster it is the failure mode while any master's breaker is open,
+// though the keys on the other masters are still decided by Redis: see
+// [Redis.NodeModes] and [Redis.FailingNodes].
 func (r *Redis) Mode() string {
 	if r.breaker.isOpen() {
 		return string(r.mode)
+	}
+	r.nodes.mu.RLock()
+	defer r.nodes.mu.RUnlock()
+	for _, b := range r.nodes.m {
+		if b.isOpen() {
+			return string(r.mode)
+		}
 	}
 	return BackendRedis
 }

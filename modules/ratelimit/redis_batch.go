@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -34,6 +35,7 @@ type request struct {
 	key       string            // the bucket's Redis key
 	hash      uint64            // the bucket's key in the cache of denials
 	bucket    bucket
+	breaker   *breaker    // of the node that serves key
 	deadline  time.Time   // when the caller stops waiting for Redis
 	done      chan reply  // buffered: the worker never blocks on it
 	wait      *time.Timer // the caller's, for its deadline; the worker never touches it
@@ -55,6 +57,8 @@ type batch struct {
 
 	keys []string // for the script call
 	args []any
+
+	guards []*breaker // the distinct breakers of asks, for record
 }
 
 // ask is one bucket's part of a script call: n tokens, and Redis's answer.
@@ -62,6 +66,7 @@ type ask struct {
 	key     string
 	hash    uint64 // the key's entry in the cache of denials
 	bucket  bucket
+	breaker *breaker
 	n       int64
 	granted int64 // how many of the n Redis granted
 	reset   int64 // µs from Redis's now until the bucket is full again
@@ -130,7 +135,7 @@ func (r *Redis) decide(b *batch) {
 			req.done <- reply{d: d}
 			continue
 		}
-		if r.breaker.isOpen() {
+		if req.breaker.isOpen() {
 			req.done <- reply{err: errBreakerOpen}
 			continue
 		}
@@ -156,8 +161,34 @@ func (r *Redis) decide(b *batch) {
 		span.SetStatus(codes.Error, "the redis call failed")
 	}
 	span.End()
-	r.record(err, latest.Sub(now))
+	r.recordAll(b, err, latest.Sub(now))
 	r.answer(b, r.clock.micros())
+}
+
+// recordAll records how the call went with the breakers of b's keys: err
+// for every one on a single node; in a cluster, each master's own outcome,
+// the first error of its keys or none, so that a master that is down trips
+// only its own breaker.
+func (r *Redis) recordAll(b *batch, err error, budget time.Duration) {
+	if !r.perKey {
+		r.record(b.asks[0].breaker, err, budget)
+		return
+	}
+	for i := range b.asks {
+		if !slices.Contains(b.guards, b.asks[i].breaker) {
+			b.guards = append(b.guards, b.asks[i].breaker)
+		}
+	}
+	for _, g := range b.guards {
+		var first error
+		for i := range b.asks {
+			if b.asks[i].breaker == g && b.asks[i].err != nil {
+				first = b.asks[i].err
+				break
+			}
+		}
+		r.record(g, first, budget)
+	}
 }
 
 // gone reports whether done, a caller's ctx.Done(), is closed.
@@ -178,7 +209,7 @@ func (b *batch) groupByKey() {
 		if !ok {
 			i = len(b.asks)
 			b.index[req.key] = i
-			b.asks = append(b.asks, ask{key: req.key, hash: req.hash, bucket: req.bucket})
+			b.asks = append(b.asks, ask{key: req.key, hash: req.hash, bucket: req.bucket, breaker: req.breaker})
 		}
 		b.group = append(b.group, i)
 		b.pos = append(b.pos, int(b.asks[i].n))
@@ -229,6 +260,8 @@ func (b *batch) reset() {
 	b.reqs, b.group, b.pos = b.reqs[:0], b.group[:0], b.pos[:0]
 	b.asks = b.asks[:0]
 	clear(b.index)
+	clear(b.guards)
+	b.guards = b.guards[:0]
 }
 
 // eval asks Redis for every ask of b, filling in their answers: one script

@@ -35,6 +35,9 @@ const (
 // breaker that trips again soon after it closed is flapping: it probes less
 // and less often, and its trips are logged once per flapLogInterval.
 type breaker struct {
+	node     string // the master's address in a cluster, else ""
+	probeKey string // a key on the node's slots: "<prefix>:{probe}" for the whole Redis
+
 	open     atomic.Bool
 	failures atomic.Int32 // calls that failed in a row, while closed
 	trips    atomic.Int64 // since the limiter was made
@@ -56,25 +59,24 @@ func (b *breaker) isOpen() bool { return b.open.Load() }
 // the Timeout, as a first call to a hung Redis has; a shorter one is some
 // caller's own tight deadline and counts for nothing. Any other error counts
 // towards breakerThreshold, and a success starts the count again.
-func (r *Redis) record(err error, budget time.Duration) {
+func (r *Redis) record(b *breaker, err error, budget time.Duration) {
 	switch {
 	case err == nil:
-		if r.breaker.failures.Load() != 0 {
-			r.breaker.failures.Store(0)
+		if b.failures.Load() != 0 {
+			b.failures.Store(0)
 		}
 	case isTimeout(err):
 		if budget >= r.timeout/2 {
-			r.trip(err)
+			r.trip(b, err)
 		}
-	case r.breaker.failures.Add(1) >= breakerThreshold:
-		r.trip(err)
+	case b.failures.Add(1) >= breakerThreshold:
+		r.trip(b, err)
 	}
 }
 
 // trip opens the breaker. The switch is logged, but a flapping breaker's
 // only once per flapLogInterval, with the count of its trips.
-func (r *Redis) trip(cause error) {
-	b := &r.breaker
+func (r *Redis) trip(b *breaker, cause error) {
 	if !b.open.CompareAndSwap(false, true) {
 		return
 	}
@@ -93,13 +95,13 @@ func (r *Redis) trip(cause error) {
 	b.wait = b.every - 1
 	if !b.flapping {
 		r.log.Warn("rate limiter: Redis is unavailable; deciding by the failure mode until it answers again",
-			slog.String("mode", string(r.mode)), slog.String("error", cause.Error()))
+			b.nodeAttr(), slog.String("mode", string(r.mode)), slog.String("error", cause.Error()))
 		return
 	}
 	b.unlogged++
 	if now.Sub(b.flapLogged) >= flapLogInterval {
 		r.log.Warn("rate limiter: Redis keeps failing soon after it answers the probe; deciding by the failure mode, probing less often",
-			slog.String("mode", string(r.mode)), slog.String("error", cause.Error()),
+			b.nodeAttr(), slog.String("mode", string(r.mode)), slog.String("error", cause.Error()),
 			slog.Int("trips", b.unlogged), slog.Duration("probe_interval", time.Duration(b.every)*probeInterval))
 		b.flapLogged, b.unlogged = now, 0
 	}
@@ -107,8 +109,7 @@ func (r *Redis) trip(cause error) {
 
 // resume closes the breaker, logging the switch, unless the breaker is
 // flapping: then settle logs it once it has stayed closed.
-func (r *Redis) resume() {
-	b := &r.breaker
+func (r *Redis) resume(b *breaker) {
 	if !b.open.CompareAndSwap(true, false) {
 		return
 	}
@@ -117,13 +118,12 @@ func (r *Redis) resume() {
 	b.resumed = time.Now()
 	if !b.flapping {
 		r.log.Info("rate limiter: Redis answers again; deciding with it",
-			slog.String("mode", BackendRedis))
+			b.nodeAttr(), slog.String("mode", BackendRedis))
 	}
 }
 
 // probeDue reports whether the open breaker's probe is due at this tick.
-func (r *Redis) probeDue() bool {
-	b := &r.breaker
+func (r *Redis) probeDue(b *breaker) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.wait > 0 {
@@ -136,8 +136,7 @@ func (r *Redis) probeDue() bool {
 
 // settle notes a flapping breaker that has stayed closed for flapWindow, and
 // logs that Redis decides again.
-func (r *Redis) settle() {
-	b := &r.breaker
+func (r *Redis) settle(b *breaker) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !b.flapping || b.open.Load() || time.Since(b.resumed) < flapWindow {
@@ -145,7 +144,7 @@ func (r *Redis) settle() {
 	}
 	b.flapping = false
 	r.log.Info("rate limiter: Redis answers again; deciding with it",
-		slog.String("mode", BackendRedis), slog.Int("trips", b.unlogged))
+		b.nodeAttr(), slog.String("mode", BackendRedis), slog.Int("trips", b.unlogged))
 	b.unlogged = 0
 }
 
@@ -170,10 +169,12 @@ func (r *Redis) maintain() {
 		case <-r.stop:
 			return
 		case <-probe.C:
-			if !r.breaker.isOpen() {
-				r.settle()
-			} else if r.probeDue() && r.probe() == nil {
-				r.resume()
+			for _, b := range r.breakers() {
+				if !b.isOpen() {
+					r.settle(b)
+				} else if r.probeDue(b) && r.probe(b) == nil {
+					r.resume(b)
+				}
 			}
 		case <-sweep.C:
 			r.denials.sweep(r.clock.micros())
@@ -181,36 +182,40 @@ func (r *Redis) maintain() {
 	}
 }
 
-// probe is the open breaker's trial call: a PING to every node (see ping),
-// then the script itself on a key of its own, "<prefix>:{probe}", which it
-// writes (for a millisecond), each within the Timeout. A Redis that answers
-// PING but refuses writes (out of memory under noeviction, MISCONF, a
-// replica after a failover) fails it, and the breaker stays open.
-func (r *Redis) probe() error {
-	if err := r.ping(); err != nil {
+// probe is the open breaker's trial call: a PING to the node of its probe
+// key (see ping), then the script itself on that key, which it writes (for
+// a millisecond), each within the Timeout. A Redis that answers PING but
+// refuses writes (out of memory under noeviction, MISCONF, a replica after
+// a failover) fails it, and the breaker stays open. In a cluster the probe
+// key is on the slots of the breaker's node: once a replica has taken them
+// over, the probe reaches it, and the breaker closes.
+func (r *Redis) probe(b *breaker) error {
+	if err := r.ping(b.probeKey); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
 	defer cancel()
 	// A bucket of a token a microsecond, a second's worth of burst: the
 	// script grants the probe its token, and writes the key, every time.
-	res, err := r.script.Run(ctx, r.client, []string{r.prefix + ":{probe}"}, 1, 1_000_000, 1).Int64Slice()
+	res, err := r.script.Run(ctx, r.client, []string{b.probeKey}, 1, 1_000_000, 1).Int64Slice()
 	if err == nil && (len(res) != 2 || res[0] != 1) {
 		err = fmt.Errorf("the script answered %v to the probe, want a token granted", res)
 	}
 	if err != nil {
 		return fmt.Errorf("ratelimit: redis: probe: %w", err)
 	}
+	r.forgetMoved(b)
 	return nil
 }
 
-// ping PINGs Redis, every master of a cluster, within the Timeout. It dials
-// each node with the client's own dialer first, and PINGs only one that
-// answers: a dial that fails in go-redis's pool counts towards the pool's
-// own breaker, and once that has tripped (after PoolSize failed dials) the
-// pool redials only once a second, which would hold back the switch to
-// Redis by as much.
-func (r *Redis) ping() error {
+// ping PINGs the node that serves key, within the Timeout: the one node, or
+// the master of key's slot in a cluster, after asking the cluster for its
+// slots again (a failover moves them). It dials the node with the client's
+// own dialer first, and PINGs only one that answers: a dial that fails in
+// go-redis's pool counts towards the pool's own breaker, and once that has
+// tripped (after PoolSize failed dials) the pool redials only once a
+// second, which would hold back the switch to Redis by as much.
+func (r *Redis) ping(key string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
 	defer cancel()
 	ping := func(ctx context.Context, c *redis.Client) error {
@@ -221,9 +226,12 @@ func (r *Redis) ping() error {
 	}
 	switch c := r.client.(type) {
 	case *redis.ClusterClient:
-		return c.ForEachMaster(ctx, ping)
-	case *redis.Ring:
-		return c.ForEachShard(ctx, ping)
+		c.ReloadState(ctx)
+		node, err := c.MasterForKey(ctx, key)
+		if err != nil {
+			return fmt.Errorf("ratelimit: redis: the master of %s: %w", key, err)
+		}
+		return ping(ctx, node)
 	case *redis.Client:
 		return ping(ctx, c)
 	default:

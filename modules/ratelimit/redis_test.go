@@ -37,7 +37,10 @@ func testPrefix(t testing.TB) string {
 // closed when the test ends.
 func newTestClient(t testing.TB, cfg RedisConfig) redis.UniversalClient {
 	t.Helper()
-	client := NewRedisClient(cfg)
+	client, err := NewRedisClient(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		if err := client.Close(); err != nil {
 			t.Errorf("closing the Redis client: %v", err)

@@ -53,7 +53,7 @@ func TestRenameModuleBuildsAndVets(t *testing.T) {
 	if out := scratch.Run(t, dir, "gofmt", "-l", "."); out != "" {
 		t.Errorf("gofmt -l lists:\n%s", out)
 	}
-	for _, mod := range []string{dir, filepath.Join(dir, "bench")} {
+	for _, mod := range []string{dir, filepath.Join(dir, "bench"), filepath.Join(dir, "deploy", "kubernetes")} {
 		scratch.Run(t, mod, "go", "build", "./...")
 		scratch.Run(t, mod, "go", "vet", "./...")
 	}
