@@ -36,7 +36,9 @@ func handler(t *testing.T, cfg example.Config, client *http.Client, extra ...rou
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	hcfg := httpserver.DefaultConfig()
-	hcfg.RequestTimeout = 300 * time.Millisecond
+	// Long enough for a 2 MiB answer under -race beside another test run; the
+	// slow upstream outlasts it.
+	hcfg.RequestTimeout = 2 * time.Second
 	h := example.New(example.Params{Config: cfg, Client: client})
 	srv, err := httpserver.New(hcfg, log, h.Routes(), append(httpserver.DefaultMiddleware(hcfg, log), extra...))
 	if err != nil {
