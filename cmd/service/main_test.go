@@ -1,6 +1,6 @@
 // Black-box tests of the service binary: TestMain builds it once and each test
 // runs it as a subprocess, where signals, exit statuses and the process's
-// stderr are what the contract (DESIGN.md section 3) is about.
+// stderr are what the contract (the README's contract) is about.
 package main_test
 
 import (

@@ -1,7 +1,7 @@
 // Package benchstat holds what the comparison benchmarks share: timing a
 // run of b.N requests with its allocations, the median of rounds, the
-// comparison of peers measured alternately in the same run (DESIGN.md
-// section 4), and the loopback harness of the HTTP comparisons (a plain
+// comparison of peers measured alternately in the same run (never a
+// timed test), and the loopback harness of the HTTP comparisons (a plain
 // server, a keep-alive client, callers in parallel, the answer checked).
 //
 // The peers of the hello comparisons themselves (bare gin, the default app,

@@ -109,7 +109,7 @@ func writeBody(w http.ResponseWriter, p *Problem, v any) {
 
 // RetryAfterSeconds is a Retry-After value for a wait of d: whole seconds,
 // rounded up so that a client that waits that long is not early, and at
-// least 1 (DESIGN.md section 3).
+// least 1 (the README's Errors).
 func RetryAfterSeconds(d time.Duration) int64 {
 	return max(int64((d+time.Second-1)/time.Second), 1)
 }

@@ -1,4 +1,4 @@
-// Package redistest gives tests a real Redis (DESIGN.md section 4).
+// Package redistest gives tests a real Redis (see internal/redistest).
 //
 // Addr finds or starts a Redis that tests may share. Start runs a
 // redis-server that the test owns and can stop, restart and pause, for fault

@@ -107,7 +107,7 @@ type Route struct {
 // leave room between stages for a user's own middleware.
 type Stage int
 
-// The stages of DESIGN.md section 2, in the order a request meets them.
+// The stages of the README's "A request's way through the server", in the order a request meets them.
 const (
 	// StageRecover turns panics and c.Errors into problem responses and sets
 	// the request ID. It is outermost.

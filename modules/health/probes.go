@@ -166,7 +166,7 @@ type healthEntry struct {
 
 // health answers 200 with the full report; its status says fail when the
 // service is not ready. (An error status would have to be a problem, see
-// DESIGN.md section 3; the probes are /livez and /readyz.)
+// the README's contract; the probes are /livez and /readyz.)
 func (p probes) health(c *gin.Context) {
 	rep := p.registry.Report()
 	body := healthBody{Status: rep.Status, Checks: make(map[string]healthEntry, len(rep.Entries))}

@@ -1,6 +1,6 @@
 // Package httpserver runs the service's two listeners: the API (optionally
 // TLS) and the plain-HTTP admin listener for probes and metrics. It builds each
-// route's handler chain from the middleware stages of DESIGN.md section 2,
+// route's handler chain from the middleware stages of the README's "A request's way through the server",
 // ordered by stage number, never by the order Fx delivers them.
 //
 // Routes and middleware come from the value groups of package route. The

@@ -20,7 +20,7 @@ import (
 	"github.com/meshkit/meshkit/internal/redistest"
 )
 
-// These tests run against a real Redis (DESIGN.md section 4): the shared one
+// These tests run against a real Redis (see internal/redistest): the shared one
 // from redistest.Addr, under a key prefix of their own, or one they own from
 // redistest.Start when they stop or pause it.
 

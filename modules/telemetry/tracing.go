@@ -209,7 +209,7 @@ func newTracerProvider(res *resource.Resource, env tracingEnv, exp sdktrace.Span
 	return sdktrace.NewTracerProvider(opts...), nil
 }
 
-// NewPropagator returns the propagator of DESIGN.md section 3: W3C
+// NewPropagator returns the propagator of the README's contract: W3C
 // tracecontext and baggage.
 func NewPropagator() propagation.TextMapPropagator {
 	return propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})

@@ -1,5 +1,5 @@
 // Package admission protects the service from overload: an admission stage
-// (DESIGN.md section 2, after security, before rate limiting) that keeps the
+// (the README's "A request's way through the server", after security, before rate limiting) that keeps the
 // requests in progress under a concurrency limit and, when the limit is
 // reached, refuses the least important work first.
 //
