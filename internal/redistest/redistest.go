@@ -1,4 +1,4 @@
-// Package redistest gives tests a real Redis (see internal/redistest).
+// Package redistest gives tests a real Redis: REDIS_ADDR, else 127.0.0.1:6379, else a redis-server it starts.
 //
 // Addr finds or starts a Redis that tests may share. Start runs a
 // redis-server that the test owns and can stop, restart and pause, for fault
