@@ -21,7 +21,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -29,6 +28,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/meshkit/meshkit/app"
+	"github.com/meshkit/meshkit/internal/buildinfo"
 	"github.com/meshkit/meshkit/internal/config"
 	"github.com/meshkit/meshkit/modules/httpserver"
 )
@@ -177,19 +177,7 @@ func healthcheck(args []string, stderr io.Writer) int {
 	return 0
 }
 
-// version is the module version the binary was built from, or "devel".
+// version is the service's name and the version it was built from.
 func version() string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok || info.Main.Version == "" || info.Main.Version == "(devel)" {
-		rev := "devel"
-		if ok {
-			for _, s := range info.Settings {
-				if s.Key == "vcs.revision" {
-					rev = "devel+" + s.Value
-				}
-			}
-		}
-		return "meshkit " + rev
-	}
-	return "meshkit " + info.Main.Version
+	return buildinfo.Name + " " + buildinfo.Version()
 }

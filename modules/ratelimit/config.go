@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/meshkit/meshkit/internal/buildinfo"
 )
 
 // Backends SERVICE_RATELIMIT_BACKEND may name.
@@ -110,7 +112,7 @@ func DefaultConfig() Config {
 		LocalShare:  0.5,
 		Redis: RedisConfig{
 			Timeout:   50 * time.Millisecond,
-			KeyPrefix: "meshkit:rl",
+			KeyPrefix: buildinfo.Name + ":rl",
 		},
 	}
 }

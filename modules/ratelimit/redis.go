@@ -16,6 +16,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/meshkit/meshkit/internal/buildinfo"
 )
 
 // gcraScript is the one script the Redis limiter runs: the whole decision
@@ -56,7 +58,7 @@ type RedisOptions struct {
 
 // Defaults of [RedisOptions].
 const (
-	defaultKeyPrefix  = "meshkit:rl"
+	defaultKeyPrefix  = buildinfo.Name + ":rl"
 	defaultTimeout    = 50 * time.Millisecond
 	defaultLocalShare = 0.5
 	defaultMaxClients = 1 << 20

@@ -11,13 +11,14 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/meshkit/meshkit/internal/attempt"
+	"github.com/meshkit/meshkit/internal/buildinfo"
 	"github.com/meshkit/meshkit/internal/principal"
 	"github.com/meshkit/meshkit/internal/problem"
 	"github.com/meshkit/meshkit/internal/route"
 )
 
 // realm names the service in WWW-Authenticate challenges.
-const realm = "meshkit"
+const realm = buildinfo.Name
 
 // Stage is the security stage's configuration: what a caller of a route
 // that is not public must present.

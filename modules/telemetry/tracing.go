@@ -16,11 +16,13 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/meshkit/meshkit/internal/buildinfo"
 )
 
 // DefaultServiceName is the resource's service.name when neither
 // OTEL_SERVICE_NAME nor OTEL_RESOURCE_ATTRIBUTES names the service.
-const DefaultServiceName = "meshkit"
+const DefaultServiceName = buildinfo.Name
 
 // The OTLP protocols of OTEL_EXPORTER_OTLP_PROTOCOL that the service speaks.
 const (
