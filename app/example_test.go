@@ -109,15 +109,15 @@ func ExampleNew_replaceState() {
 	// 503 {"type":"about:blank","title":"Service Unavailable","status":503,"detail":"the service is shutting down","request_id":"example-2"}
 }
 
-// Add a route from your own code: a constructor returning []route.Route,
-// annotated with route.AsRoutes, joins the server's routes. It runs behind
+// Add a route from your own code: a constructor returning a route.RoutesOut
+// joins the server's routes. It runs behind
 // every middleware stage, like the built-in routes: the request ID is
 // settled, and requests that match no route get a 404 or 405 problem.
 func ExampleNew_addRoute() {
 	gin.SetMode(gin.TestMode)
 
-	newRoutes := func() []route.Route {
-		return []route.Route{{
+	newRoutes := func() route.RoutesOut {
+		return route.RoutesOut{Routes: []route.Route{{
 			Method: http.MethodGet,
 			Path:   "/v1/greetings/:name",
 			Handler: func(c *gin.Context) {
@@ -126,13 +126,13 @@ func ExampleNew_addRoute() {
 			// The zero Policy is an ordinary API route: authenticated when auth
 			// is on, rate limited, the server's deadline and body cap.
 			Policy: route.Policy{},
-		}}
+		}}}
 	}
 
 	var server *httpserver.Server
 	a := app.New(
 		app.WithEnvironment(nil),
-		fx.Provide(route.AsRoutes(newRoutes)),
+		fx.Provide(newRoutes),
 		fx.Populate(&server),
 	)
 	if err := a.Err(); err != nil {
@@ -176,16 +176,15 @@ func ExampleNew_addRoute() {
 	// 405 Allow: GET
 }
 
-// Add middleware from your own code: a constructor returning
-// []route.Middleware, annotated with route.AsMiddleware, joins the chain at
-// its Stage, whatever order Fx delivers it in. ForRoute is called once per
+// Add middleware from your own code: a constructor returning a
+// route.MiddlewareOut joins the chain at its Stage, whatever order Fx delivers it in. ForRoute is called once per
 // route with the route's policy and may return nil to stay out of that
 // route's chain; here the probes (operational routes) are left alone.
 func ExampleNew_addMiddleware() {
 	gin.SetMode(gin.TestMode)
 
-	newMiddleware := func() []route.Middleware {
-		return []route.Middleware{{
+	newMiddleware := func() route.MiddlewareOut {
+		return route.MiddlewareOut{Middleware: []route.Middleware{{
 			Name:  "served-by",
 			Stage: route.StageLimits + 50, // after the server's limits, before the handler
 			ForRoute: func(p route.Policy) gin.HandlerFunc {
@@ -197,14 +196,14 @@ func ExampleNew_addMiddleware() {
 					c.Next()
 				}
 			},
-		}}
+		}}}
 	}
 
 	var server *httpserver.Server
 	a := app.New(
 		app.WithEnvironment(nil),
 		apptest.Module, // GET /apptest/hello, a route of the template's tests
-		fx.Provide(route.AsMiddleware(newMiddleware)),
+		fx.Provide(newMiddleware),
 		fx.Populate(&server),
 	)
 	if err := a.Err(); err != nil {

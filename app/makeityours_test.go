@@ -38,10 +38,27 @@ var welcomeModule = fx.Module("welcome",
 	config.Provide("welcome", config.AnyEnv(defaultWelcomeConfig)),
 	fx.Provide(
 		newWelcome,
-		route.AsRoutes((*welcomeHandlers).Routes),
-		check.AsCheck((*welcomeHandlers).Check),
+		welcomeFx,
 	),
 )
+
+// welcomeOut is greeter.Out: what the module gives the server and the
+// health module.
+type welcomeOut struct {
+	fx.Out
+
+	Routes route.RoutesOut
+	Checks check.ChecksOut
+}
+
+// welcomeFx is greeter.outFx: a plain function of the module's own, so
+// that an Fx error about it (a missing dependency) names its line.
+func welcomeFx(h *welcomeHandlers) welcomeOut {
+	return welcomeOut{
+		Routes: route.RoutesOut{Routes: h.Routes()},
+		Checks: check.ChecksOut{Checks: []check.Check{h.Check()}},
+	}
+}
 
 // welcomeConfig is greeter.Config, the module's section.
 type welcomeConfig struct {
@@ -206,8 +223,8 @@ func ExampleReplace() {
 
 	var mu sync.Mutex
 	used := map[string]int{}
-	twoEach := fx.Module("two-each", fx.Provide(route.AsMiddleware(func() []route.Middleware {
-		return []route.Middleware{{Name: "two-each", Stage: route.StageRateLimit, ForRoute: func(p route.Policy) gin.HandlerFunc {
+	twoEach := fx.Module("two-each", fx.Provide(func() route.MiddlewareOut {
+		return route.MiddlewareOut{Middleware: []route.Middleware{{Name: "two-each", Stage: route.StageRateLimit, ForRoute: func(p route.Policy) gin.HandlerFunc {
 			if p.RateLimitExempt {
 				return nil
 			}
@@ -220,8 +237,8 @@ func ExampleReplace() {
 					problem.Abort(c, http.StatusTooManyRequests, "two requests each")
 				}
 			}
-		}}}
-	})))
+		}}}}
+	}))
 
 	var server *httpserver.Server
 	a := app.New(app.Replace("ratelimit", twoEach), apptest.Module, app.WithEnvironment(nil), fx.Populate(&server))

@@ -22,11 +22,11 @@ import (
 // pingModule is a module of the tests' own: GET /v1/ping, an ordinary API
 // route (authenticated when auth is on, rate limited, shed under overload).
 func pingModule() fx.Option {
-	return fx.Module("ping", fx.Provide(route.AsRoutes(func() []route.Route {
-		return []route.Route{{Method: http.MethodGet, Path: "/v1/ping", Handler: func(c *gin.Context) {
+	return fx.Module("ping", fx.Provide(func() route.RoutesOut {
+		return route.RoutesOut{Routes: []route.Route{{Method: http.MethodGet, Path: "/v1/ping", Handler: func(c *gin.Context) {
 			c.JSON(http.StatusOK, gin.H{"pong": true})
-		}}}
-	})))
+		}}}}
+	}))
 }
 
 // serve builds the app (not started) and answers one request in process,
@@ -187,7 +187,7 @@ func quotaLimiter(quota int) fx.Option {
 			}
 		}
 	}}
-	return fx.Module("quota", fx.Provide(route.AsMiddleware(func() []route.Middleware { return []route.Middleware{stage} })))
+	return fx.Module("quota", fx.Provide(func() route.MiddlewareOut { return route.MiddlewareOut{Middleware: []route.Middleware{stage}} }))
 }
 
 func TestReplaceAWholeModule(t *testing.T) {

@@ -464,7 +464,7 @@ func itemRoutes() []route.Route {
 // a panicking handler an error span, the probes and /metrics none; no span
 // carries the raw path.
 func TestSpanNamesAreRouteTemplates(t *testing.T) {
-	a := startTracedApp(t, loopbackConfig(), fx.Provide(route.AsRoutes(itemRoutes)))
+	a := startTracedApp(t, loopbackConfig(), fx.Provide(func() route.RoutesOut { return route.RoutesOut{Routes: itemRoutes()} }))
 
 	for _, tt := range []struct {
 		url    string
@@ -567,7 +567,7 @@ func TestMetricsShowEachModuleAfterTraffic(t *testing.T) {
 	cfg := loopbackConfig()
 	cfg["SERVICE_RATELIMIT_RATE"], cfg["SERVICE_RATELIMIT_PERIOD"], cfg["SERVICE_RATELIMIT_BURST"] = "1", "1h", strconv.Itoa(burst)
 	token := withHMACAuth(t, cfg)
-	a := startTracedApp(t, cfg, fx.Provide(route.AsRoutes(itemRoutes)))
+	a := startTracedApp(t, cfg, fx.Provide(func() route.RoutesOut { return route.RoutesOut{Routes: itemRoutes()} }))
 
 	// Two callers, each with a bucket of 5. (The signature checks of their
 	// first tokens and of the bad one are charged to the address's bucket,

@@ -52,8 +52,11 @@ const (
 // so that upstream calls carry the trace and the baggage.
 var Module = fx.Module("apptest",
 	config.Provide("apptest", func(string) Config { return Config{} }),
-	fx.Provide(New, route.AsRoutes((*Handlers).Routes)),
+	fx.Provide(New, routesFx),
 )
+
+// routesFx gives the server the handlers' routes.
+func routesFx(h *Handlers) route.RoutesOut { return route.RoutesOut{Routes: h.Routes()} }
 
 // Params are what [New] takes.
 type Params struct {

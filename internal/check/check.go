@@ -9,13 +9,18 @@
 //   - a [Component] tells what the module already knows (the mode it is in):
 //     its State is read on every probe and must not block.
 //
-// Checks reach the health module through the Fx value group [ChecksGroup]
-// ([AsCheck], [AsChecks]), components through [Group] ([AsComponents]). A
-// module registers a check in one line:
+// Checks reach the health module through the Fx value group [ChecksGroup],
+// components through [Group]. A module's constructor returns a [ChecksOut]
+// or a [ComponentsOut]:
 //
-//	fx.Provide(check.AsCheck(func(db *sql.DB) check.Check {
-//		return check.Check{Name: "db", Critical: true, Run: db.PingContext}
-//	}))
+//	func checksFx(db *sql.DB) check.ChecksOut {
+//		return check.ChecksOut{Checks: []check.Check{{Name: "db", Critical: true, Run: db.PingContext}}}
+//	}
+//
+//	fx.Provide(checksFx)
+//
+// When Fx cannot call it (a dependency is missing), its error names the
+// constructor's file and line.
 package check
 
 import (
@@ -37,12 +42,6 @@ const Group = "health_components"
 // so keep-alive clients move while the mesh stops routing here.
 const DrainHooksGroup = "drain_hooks"
 
-// AsDrainHook annotates a constructor that returns a func() (and optionally
-// an error) so that it joins [DrainHooksGroup].
-func AsDrainHook(constructor any) any {
-	return fx.Annotate(constructor, fx.ResultTags(`group:"`+DrainHooksGroup+`"`))
-}
-
 // ReadinessGroup is the Fx value group of the hooks that turn the service
 // ready on start and not ready on stop (the health module's). The app
 // appends them to the lifecycle after every other hook, in one explicit
@@ -50,14 +49,47 @@ func AsDrainHook(constructor any) any {
 // whatever the order of the modules.
 const ReadinessGroup = "readiness_hooks"
 
-// AsReadinessHook annotates a constructor that returns an fx.Hook so that
-// it joins [ReadinessGroup].
-func AsReadinessHook(constructor any) any {
-	return fx.Annotate(constructor, fx.ResultTags(`group:"`+ReadinessGroup+`"`))
-}
-
 // ChecksGroup is the Fx value group of checks.
 const ChecksGroup = "health_checks"
+
+// ChecksOut is what a constructor returns to give the health module checks:
+// Fx adds Checks to [ChecksGroup] (nil adds none). Return it from a plain
+// function of your package, e.g.
+//
+//	func checksFx(c *Client) check.ChecksOut { return check.ChecksOut{Checks: []check.Check{c.Check()}} }
+//
+// so that an Fx error about the constructor (a missing dependency) names
+// your file and line. Each group has a result type of its own, for the
+// reason route.RoutesOut gives.
+type ChecksOut struct {
+	fx.Out
+
+	Checks []Check `group:"health_checks,flatten"`
+}
+
+// ComponentsOut is what a constructor returns to give the health module
+// components: Fx adds Components to [Group].
+type ComponentsOut struct {
+	fx.Out
+
+	Components []Component `group:"health_components,flatten"`
+}
+
+// DrainHooksOut is what a constructor returns to add hooks to
+// [DrainHooksGroup].
+type DrainHooksOut struct {
+	fx.Out
+
+	DrainHooks []func() `group:"drain_hooks,flatten"`
+}
+
+// ReadinessHooksOut is what the health module's constructor returns to add
+// its hook to [ReadinessGroup].
+type ReadinessHooksOut struct {
+	fx.Out
+
+	ReadinessHooks []fx.Hook `group:"readiness_hooks,flatten"`
+}
 
 // Statuses a check or component may report, as in application/health+json.
 const (
@@ -160,19 +192,23 @@ func isDialError(err error) bool {
 }
 
 // AsComponents annotates a constructor that returns a []Component (and
-// optionally an error) so that its components join [Group].
+// optionally an error) so that its components join [Group]. Fx reports the
+// errors of an annotated constructor at reflect.makeFuncStub, not at the
+// constructor: the template's modules return a [ComponentsOut].
 func AsComponents(constructor any) any {
 	return fx.Annotate(constructor, fx.ResultTags(`group:"`+Group+`,flatten"`))
 }
 
 // AsChecks annotates a constructor that returns a []Check (and optionally
 // an error) so that its checks join [ChecksGroup]. An empty slice adds none.
+// Like [AsComponents], its Fx errors name reflect.makeFuncStub: prefer [ChecksOut].
 func AsChecks(constructor any) any {
 	return fx.Annotate(constructor, fx.ResultTags(`group:"`+ChecksGroup+`,flatten"`))
 }
 
 // AsCheck annotates a constructor that returns one Check (and optionally an
-// error) so that it joins [ChecksGroup].
+// error) so that it joins [ChecksGroup]. Like [AsComponents], its Fx errors
+// name reflect.makeFuncStub: prefer [ChecksOut].
 func AsCheck(constructor any) any {
 	return fx.Annotate(constructor, fx.ResultTags(`group:"`+ChecksGroup+`"`))
 }

@@ -2,9 +2,16 @@
 // policy, and middleware with the stage it runs in. It is a leaf package, so a
 // module contributes routes and middleware without depending on the server.
 //
-// Routes and middleware reach the server through Fx value groups named
-// [RoutesGroup] and [MiddlewareGroup]; [AsRoutes] and [AsMiddleware] annotate a
-// constructor for them.
+// Routes and middleware reach the server through the Fx value groups
+// [RoutesGroup] and [MiddlewareGroup]. A constructor joins them by returning
+// a [RoutesOut] or a [MiddlewareOut]:
+//
+//	func routesFx(h *Handlers) route.RoutesOut { return route.RoutesOut{Routes: h.Routes()} }
+//
+//	fx.Provide(New, routesFx)
+//
+// When Fx cannot call such a constructor (a dependency is missing), its
+// error names the constructor's file and line.
 package route
 
 import (
@@ -140,8 +147,38 @@ type Middleware struct {
 	ForRoute func(p Policy) gin.HandlerFunc
 }
 
+// RoutesOut is what a constructor returns to give the server routes: Fx
+// adds Routes to [RoutesGroup] (nil adds none). Return it from a plain
+// function of your package, e.g.
+//
+//	func routesFx(h *Handlers) route.RoutesOut { return route.RoutesOut{Routes: h.Routes()} }
+//
+// so that an Fx error about the constructor (a missing dependency) names
+// your file and line. Each group has a result type of its own
+// ([MiddlewareOut], check.ChecksOut...): Fx counts a constructor as a
+// provider of every group its result names, even an empty one, so a
+// combined type would make, e.g., the rate limiter's stage (which reads the
+// routes) look like a source of routes, a dependency cycle. A constructor
+// that gives two groups returns a struct of its own that embeds fx.Out and
+// has one field of each type.
+type RoutesOut struct {
+	fx.Out
+
+	Routes []Route `group:"routes,flatten"`
+}
+
+// MiddlewareOut is what a constructor returns to add middleware to every
+// route's chain: Fx adds Middleware to [MiddlewareGroup]. See [RoutesOut].
+type MiddlewareOut struct {
+	fx.Out
+
+	Middleware []Middleware `group:"middleware,flatten"`
+}
+
 // AsRoutes annotates a constructor that returns a []Route (and optionally an
-// error) so that its routes join the server's routes group.
+// error) so that its routes join the server's routes group. It is shorter
+// than [RoutesOut], but Fx reports its errors at reflect.makeFuncStub, not at the
+// constructor: the template's modules return a [RoutesOut].
 //
 //	fx.Provide(route.AsRoutes(NewRoutes))
 func AsRoutes(constructor any) any {
@@ -149,7 +186,8 @@ func AsRoutes(constructor any) any {
 }
 
 // AsMiddleware annotates a constructor that returns a []Middleware (and
-// optionally an error) so that it joins the server's middleware group.
+// optionally an error) so that it joins the server's middleware group. Like
+// [AsRoutes], its Fx errors name reflect.makeFuncStub: prefer [MiddlewareOut].
 func AsMiddleware(constructor any) any {
 	return annotateGroup(constructor, MiddlewareGroup)
 }

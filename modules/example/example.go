@@ -31,8 +31,11 @@ import (
 // Module provides the example's handlers and routes.
 var Module = fx.Module("example",
 	config.Provide("example", func(string) Config { return Config{} }),
-	fx.Provide(New, route.AsRoutes((*Handlers).Routes)),
+	fx.Provide(New, routesFx),
 )
+
+// routesFx gives the server the handlers' routes.
+func routesFx(h *Handlers) route.RoutesOut { return route.RoutesOut{Routes: h.Routes()} }
 
 // Config configures the example module. The YAML section is "example".
 type Config struct {

@@ -13,8 +13,9 @@ import (
 	"github.com/meshkit/meshkit/modules/health"
 )
 
-// A module of yours registers a check of its dependency in one line: a
-// constructor returning a check.Check, annotated with check.AsCheck. The
+// A module of yours registers a check of its dependency with a constructor
+// returning a check.ChecksOut (a plain function of yours, so that an Fx error
+// about it names its line). The
 // registry runs it on start and then every period, within its timeout, and
 // the probes show its last result. Critical: while it fails, /readyz is 503.
 func Example_registerACheck() {
@@ -26,7 +27,9 @@ func Example_registerACheck() {
 		fx.Replace(health.DefaultConfig("development")), // the section the app would load
 		fx.Supply(slog.New(slog.DiscardHandler)),
 		health.Module,
-		fx.Provide(check.AsCheck(func() check.Check { return check.Check{Name: "db", Critical: true, Run: pingDB} })),
+		fx.Provide(func() check.ChecksOut {
+			return check.ChecksOut{Checks: []check.Check{{Name: "db", Critical: true, Run: pingDB}}}
+		}),
 		fx.Populate(&registry),
 	)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -120,7 +120,7 @@ func (s *State) Ready() (bool, string) {
 // that modules contribute, and the probes.
 var Module = fx.Module("health",
 	config.Provide("health", DefaultConfig),
-	fx.Provide(NewState, NewRegistryFx, route.AsRoutes(routesFx), check.AsReadinessHook(readinessHookFx)),
+	fx.Provide(NewState, NewRegistryFx, routesFx, readinessHookFx),
 )
 
 // RegistryParams are what [NewRegistryFx] needs: checks and components
@@ -154,7 +154,7 @@ func NewRegistryFx(p RegistryParams) (*Registry, error) {
 	return r, nil
 }
 
-func routesFx(s *State, r *Registry) []route.Route { return r.Routes(s) }
+func routesFx(s *State, r *Registry) route.RoutesOut { return route.RoutesOut{Routes: r.Routes(s)} }
 
 // Readiness ties the State to the app's lifecycle with [ReadinessHook].
 func Readiness(lc fx.Lifecycle, s *State, cfg Config, log *slog.Logger, drain ...func()) {
@@ -202,6 +202,6 @@ type ReadinessParams struct {
 	Drain  []func() `group:"drain_hooks"` // check.DrainHooksGroup
 }
 
-func readinessHookFx(p ReadinessParams) fx.Hook {
-	return ReadinessHook(p.State, p.Config, p.Log, p.Drain...)
+func readinessHookFx(p ReadinessParams) check.ReadinessHooksOut {
+	return check.ReadinessHooksOut{ReadinessHooks: []fx.Hook{ReadinessHook(p.State, p.Config, p.Log, p.Drain...)}}
 }

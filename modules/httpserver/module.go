@@ -34,12 +34,21 @@ var Module = fx.Module("httpserver",
 	config.Provide("http", config.AnyEnv(DefaultConfig)),
 	fx.Provide(
 		NewFx,
-		route.AsMiddleware(DefaultMiddleware),
-		// Draining starts with readiness failing, not at Stop.
-		check.AsDrainHook(func(s *Server) func() { return s.StartDraining }),
+		middlewareFx,
+		drainHookFx,
 	),
 	fx.Invoke(func(*Server) {}),
 )
+
+func middlewareFx(cfg Config, log *slog.Logger) route.MiddlewareOut {
+	return route.MiddlewareOut{Middleware: DefaultMiddleware(cfg, log)}
+}
+
+// drainHookFx starts draining (every response closes its connection) when
+// readiness starts failing, not at Stop.
+func drainHookFx(s *Server) check.DrainHooksOut {
+	return check.DrainHooksOut{DrainHooks: []func(){s.StartDraining}}
+}
 
 // Params are NewFx's dependencies.
 type Params struct {

@@ -130,7 +130,7 @@ func TestRedisComponentShowsTheMode(t *testing.T) {
 
 // The memory backend has no Redis to check.
 func TestNoRedisCheckWithTheMemoryBackend(t *testing.T) {
-	if checks := checksFx(NewMemory(MemoryOptions{})); len(checks) != 0 {
+	if checks := checksFx(NewMemory(MemoryOptions{})).Checks; len(checks) != 0 {
 		t.Errorf("memory backend: checks %v, want none", checks)
 	}
 }

@@ -43,14 +43,14 @@ var Module = fx.Module("ratelimit",
 	config.Provide("ratelimit", config.AnyEnv(DefaultConfig)),
 	fx.Provide(
 		NewFx,
-		route.AsMiddleware(middlewareFx),
-		check.AsComponents(componentsFx),
-		check.AsChecks(checksFx),
-		fx.Annotate(chargerFx, fx.As(new(attempt.Charger))),
+		middlewareFx,
+		componentsFx,
+		checksFx,
+		chargerFx,
 	),
 )
 
-func chargerFx(l Limiter, cfg Config) *Charger { return NewCharger(l, cfg.Limit()) }
+func chargerFx(l Limiter, cfg Config) attempt.Charger { return NewCharger(l, cfg.Limit()) }
 
 // Params are what [NewFx] needs.
 type Params struct {
@@ -144,16 +144,17 @@ type MiddlewareParams struct {
 	MeterProvider metric.MeterProvider `optional:"true"`
 }
 
-func middlewareFx(p MiddlewareParams) ([]route.Middleware, error) {
+func middlewareFx(p MiddlewareParams) (route.MiddlewareOut, error) {
 	var opts []MiddlewareOption
 	if p.MeterProvider != nil {
 		m, err := NewMetrics(p.MeterProvider, p.Limiter, p.Config.Backend)
 		if err != nil {
-			return nil, fmt.Errorf("ratelimit: metrics: %w", err)
+			return route.MiddlewareOut{}, fmt.Errorf("ratelimit: metrics: %w", err)
 		}
 		opts = append(opts, WithMetrics(m))
 	}
-	return NewMiddleware(p.Limiter, p.Config.Limit(), p.Routes, opts...)
+	mws, err := NewMiddleware(p.Limiter, p.Config.Limit(), p.Routes, opts...)
+	return route.MiddlewareOut{Middleware: mws}, err
 }
 
 // moder is a limiter that can be in more than one mode (the Redis limiter).
@@ -161,10 +162,12 @@ type moder interface {
 	Mode() string
 }
 
-func componentsFx(l Limiter, cfg Config) []check.Component {
-	return []check.Component{{Name: "ratelimit", State: func() check.State {
+// componentsFx registers the component "ratelimit": the backend and the
+// mode in force.
+func componentsFx(l Limiter, cfg Config) check.ComponentsOut {
+	return check.ComponentsOut{Components: []check.Component{{Name: "ratelimit", State: func() check.State {
 		return limiterState(l, cfg.Backend)
-	}}}
+	}}}}
 }
 
 // limiterState reports the backend and the mode in force: pass while the
@@ -227,10 +230,10 @@ func (r *Redis) Ping(ctx context.Context) error {
 // Redis is down says so with SERVICE_HEALTH_REQUIRED_CHECKS=redis: then an
 // outage turns /readyz 503 with checks.redis.status "fail" within one period
 // plus the timeout, and back to 200 on the first ping that succeeds.
-func checksFx(l Limiter) []check.Check {
+func checksFx(l Limiter) check.ChecksOut {
 	p, ok := l.(pinger)
 	if !ok {
-		return nil
+		return check.ChecksOut{}
 	}
-	return []check.Check{{Name: "redis", Run: p.Ping}}
+	return check.ChecksOut{Checks: []check.Check{{Name: "redis", Run: p.Ping}}}
 }

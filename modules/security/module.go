@@ -36,8 +36,8 @@ var Module = fx.Module("security",
 	config.Provide("security", config.AnyEnv(DefaultConfig)),
 	fx.Provide(
 		NewFx,
-		route.AsMiddleware(middlewareFx),
-		check.AsComponents(componentsFx),
+		middlewareFx,
+		componentsFx,
 	),
 )
 
@@ -114,22 +114,22 @@ type MiddlewareParams struct {
 	MeterProvider metric.MeterProvider `optional:"true"`
 }
 
-func middlewareFx(p MiddlewareParams) ([]route.Middleware, error) {
+func middlewareFx(p MiddlewareParams) (route.MiddlewareOut, error) {
 	s := Stage{MutualTLS: p.Config.TLS.MutualTLSOn(), Peers: p.TLS, Verifier: p.Verifier, Charger: p.Charger, Log: p.Log}
 	if p.MeterProvider != nil {
 		m, err := NewMetrics(p.MeterProvider)
 		if err != nil {
-			return nil, fmt.Errorf("security: metrics: %w", err)
+			return route.MiddlewareOut{}, fmt.Errorf("security: metrics: %w", err)
 		}
 		s.Metrics = m
 	}
-	return s.Middleware(), nil
+	return route.MiddlewareOut{Middleware: s.Middleware()}, nil
 }
 
 // componentsFx reports on the probes whether the token keys are loaded
 // (the service is not ready before it can check a token), and the TLS
 // material's health (see [TLS.Health]).
-func componentsFx(v *Verifier, t *TLS) []check.Component {
+func componentsFx(v *Verifier, t *TLS) check.ComponentsOut {
 	var cs []check.Component
 	if v != nil {
 		cs = append(cs, check.Component{Name: "auth", Critical: true, State: func() check.State {
@@ -142,5 +142,5 @@ func componentsFx(v *Verifier, t *TLS) []check.Component {
 	if t != nil {
 		cs = append(cs, check.Component{Name: "tls", State: t.Health})
 	}
-	return cs
+	return check.ComponentsOut{Components: cs}
 }

@@ -44,7 +44,7 @@ var Module = fx.Module("admission",
 	config.Provide("overload", config.AnyEnv(DefaultConfig)),
 	fx.Provide(
 		Config.NewController,
-		route.AsMiddleware(newMiddlewareFx),
+		newMiddlewareFx,
 	),
 )
 
@@ -57,13 +57,13 @@ type MiddlewareParams struct {
 	MeterProvider metric.MeterProvider `optional:"true"`
 }
 
-func newMiddlewareFx(p MiddlewareParams) ([]route.Middleware, error) {
+func newMiddlewareFx(p MiddlewareParams) (route.MiddlewareOut, error) {
 	var m *Metrics
 	if p.MeterProvider != nil {
 		var err error
 		if m, err = NewMetrics(p.MeterProvider, p.Controller); err != nil {
-			return nil, err
+			return route.MiddlewareOut{}, err
 		}
 	}
-	return []route.Middleware{NewMiddleware(p.Controller, m)}, nil
+	return route.MiddlewareOut{Middleware: []route.Middleware{NewMiddleware(p.Controller, m)}}, nil
 }
