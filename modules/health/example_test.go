@@ -5,12 +5,16 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"go.uber.org/fx"
 
 	"github.com/meshkit/meshkit/internal/check"
 	"github.com/meshkit/meshkit/modules/health"
+	"github.com/meshkit/meshkit/modules/httpserver"
 )
 
 // A module of yours registers a check of its dependency with a constructor
@@ -46,4 +50,37 @@ func Example_registerACheck() {
 	fmt.Println(rep.Status, rep.Entries[0].Name, rep.Entries[0].Critical, rep.Entries[0].Status)
 	// Output:
 	// pass db true pass
+}
+
+// Swap the module's *State for one of yours, e.g. to hold the service out
+// of rotation until your own warm-up is done. *State is a concrete type, so
+// fx.Replace(v) replaces it (fx.Decorate would receive the module's and
+// return yours). Before the app starts, the module's own State says
+// "starting"; this one was marked started.
+func Example_swapState() {
+	gin.SetMode(gin.TestMode)
+	mine := health.NewState()
+	mine.SetStarted()
+
+	for _, swap := range []fx.Option{fx.Options(), fx.Replace(mine)} {
+		var server *httpserver.Server
+		app := fx.New(
+			fx.NopLogger,
+			fx.Replace(health.DefaultConfig("development"), httpserver.DefaultConfig()), // as the app's loader would
+			fx.Supply(slog.New(slog.DiscardHandler)),
+			httpserver.Module,
+			health.Module,
+			swap,
+			fx.Populate(&server),
+		)
+		if err := app.Err(); err != nil {
+			log.Fatal(err)
+		}
+		rec := httptest.NewRecorder()
+		server.APIHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		fmt.Println(rec.Code)
+	}
+	// Output:
+	// 503
+	// 200
 }

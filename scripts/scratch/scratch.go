@@ -1,7 +1,7 @@
 // Package scratch is test tooling: it copies the repository's tracked files
 // to a scratch directory and runs commands there offline, for the tests that
 // follow the README's recipes (rename, remove or add a module) on a copy
-// instead of the work tree.
+// instead of the work tree, and starts the service built there.
 //
 // A test that runs tests inside a copy sets [InCopy] in their environment;
 // such tests call [SkipInCopy] first, so that they do not run themselves
@@ -11,12 +11,18 @@ package scratch
 import (
 	"bytes"
 	"errors"
+	"io"
 	"io/fs"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // InCopy is the environment variable set for the commands run in a copy.
@@ -128,4 +134,105 @@ func ModulePath(t *testing.T, root string) string {
 func FirstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
+}
+
+// Service is the service's binary running on free loopback ports.
+type Service struct {
+	// API and Admin are the listeners' base URLs, "http://127.0.0.1:port".
+	API, Admin string
+}
+
+// StartService starts binary with env (and loopback listeners on free
+// ports), waits until its admin /readyz answers 200, and stops it with
+// SIGTERM when the test ends. It fails the test, with the service's log,
+// when the service exits or is not ready within a minute.
+func StartService(t *testing.T, binary string, env ...string) Service {
+	t.Helper()
+	api, admin := freePort(t), freePort(t)
+	cmd := exec.Command(binary) //nolint:gosec,noctx // G204: the binary the test built; stopped with SIGTERM below
+	cmd.Env = append([]string{"SERVICE_HTTP_ADDR=" + api, "SERVICE_ADMIN_ADDR=" + admin, "PATH=" + os.Getenv("PATH")}, env...)
+	var log syncBuffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(time.Minute):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+	s := Service{API: "http://" + api, Admin: "http://" + admin}
+	client := &http.Client{Timeout: 5 * time.Second}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		select {
+		case err := <-exited:
+			exited <- err
+			t.Fatalf("the service exited (%v) before it was ready:\n%s", err, log.String())
+		default:
+		}
+		if resp, err := client.Get(s.Admin + "/readyz"); err == nil { //nolint:noctx // a probe with the client's timeout
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the service was not ready within a minute:\n%s", log.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Get returns the status, headers and body of GET url; a failure to get an
+// answer fails the test.
+func Get(t *testing.T, url string) (int, http.Header, string) {
+	t.Helper()
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Get(url) //nolint:noctx // the client's timeout bounds it
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return resp.StatusCode, resp.Header, string(body)
+}
+
+// freePort returns a loopback address with a port that was free a moment ago.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = ln.Close() }()
+	return ln.Addr().String()
+}
+
+// syncBuffer is a bytes.Buffer the service's output goroutines and the
+// test may use at once.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
