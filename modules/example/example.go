@@ -5,9 +5,14 @@
 // its answers: only a 2xx passes, anything else is a 502 problem, and
 // redirects are not followed.
 //
-// Swappable with fx.Decorate or fx.Replace: [Config], *[Handlers]; the
-// outbound *http.Client when one is provided (the telemetry module's
-// instrumented client).
+// Swappable with fx.Decorate or fx.Replace: [Config], *[Handlers]
+// (Example_swapHandlers); the outbound *http.Client when one is provided
+// (the telemetry module's instrumented client).
+// fx.Decorate(func(v T) T {...}) receives the module's value and returns
+// yours; fx.Replace(v) puts v in its place when v's static type is T. For an
+// interface T, say so: fx.Replace(fx.Annotate(v, fx.As(new(T)))). A plain
+// fx.Replace(v) with v an interface-typed variable replaces v's dynamic
+// type, which nothing asks for, and silently changes nothing.
 package example
 
 import (

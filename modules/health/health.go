@@ -30,7 +30,13 @@
 // while the listeners still serve, so the mesh stops routing here before they
 // close. The registry starts before the HTTP server and stops after it.
 //
-// Swappable with fx.Decorate or fx.Replace: [Config], *[State], *[Registry].
+// Swappable with fx.Decorate or fx.Replace: [Config], *[State], *[Registry]
+// (Example_swapState).
+// fx.Decorate(func(v T) T {...}) receives the module's value and returns
+// yours; fx.Replace(v) puts v in its place when v's static type is T. For an
+// interface T, say so: fx.Replace(fx.Annotate(v, fx.As(new(T)))). A plain
+// fx.Replace(v) with v an interface-typed variable replaces v's dynamic
+// type, which nothing asks for, and silently changes nothing.
 package health
 
 import (

@@ -13,9 +13,15 @@
 // production it refuses to start when a non-public API route exists and no
 // middleware runs at route.StageSecurity, whichever modules are present.
 //
-// Swappable with fx.Decorate or fx.Replace: [Config]; the routes and
-// middleware groups (decorate []route.Route or []route.Middleware in the
-// group to filter or wrap them); an optional *tls.Config turns TLS on.
+// Swappable with fx.Decorate or fx.Replace: [Config] (Example_swapConfig);
+// the routes and middleware groups (decorate []route.Route or
+// []route.Middleware in the group to filter or wrap them); an optional
+// *tls.Config turns TLS on.
+// fx.Decorate(func(v T) T {...}) receives the module's value and returns
+// yours; fx.Replace(v) puts v in its place when v's static type is T. For an
+// interface T, say so: fx.Replace(fx.Annotate(v, fx.As(new(T)))). A plain
+// fx.Replace(v) with v an interface-typed variable replaces v's dynamic
+// type, which nothing asks for, and silently changes nothing.
 package httpserver
 
 import (

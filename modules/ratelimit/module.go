@@ -15,7 +15,14 @@
 // "redis", non-critical unless SERVICE_HEALTH_REQUIRED_CHECKS names it).
 //
 // Swappable with fx.Decorate or fx.Replace: [Config], [Limiter] (wrap it to
-// add a tier, or replace it with a backend of your own).
+// add a tier, or replace it with a backend of your own):
+//
+//	fx.Decorate(func(l ratelimit.Limiter) ratelimit.Limiter { return tiered{l} })
+//	fx.Replace(fx.Annotate(mine, fx.As(new(ratelimit.Limiter))))
+//
+// Limiter is an interface: fx.Replace(mine) alone, with mine a variable of
+// type Limiter, replaces mine's dynamic type, which nothing asks for, and
+// silently changes nothing (Example_swapLimiter shows all three).
 package ratelimit
 
 import (

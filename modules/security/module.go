@@ -11,7 +11,12 @@
 // ValidateEnv, naming the settings).
 //
 // Swappable with fx.Decorate or fx.Replace: [Config]; the *tls.Config the
-// HTTP server uses; *[Verifier].
+// HTTP server uses; *[Verifier] (Example_swapVerifier).
+// fx.Decorate(func(v T) T {...}) receives the module's value and returns
+// yours; fx.Replace(v) puts v in its place when v's static type is T. For an
+// interface T, say so: fx.Replace(fx.Annotate(v, fx.As(new(T)))). A plain
+// fx.Replace(v) with v an interface-typed variable replaces v's dynamic
+// type, which nothing asks for, and silently changes nothing.
 package security
 
 import (

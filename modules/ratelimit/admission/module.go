@@ -27,7 +27,13 @@
 // which misleads under container CPU quotas; SERVICE_OVERLOAD_MAX_INFLIGHT
 // fixes it instead.
 //
-// Swappable with fx.Decorate or fx.Replace: [Config], *[Controller].
+// Swappable with fx.Decorate or fx.Replace: [Config], *[Controller]
+// (Example_swapController).
+// fx.Decorate(func(v T) T {...}) receives the module's value and returns
+// yours; fx.Replace(v) puts v in its place when v's static type is T. For an
+// interface T, say so: fx.Replace(fx.Annotate(v, fx.As(new(T)))). A plain
+// fx.Replace(v) with v an interface-typed variable replaces v's dynamic
+// type, which nothing asks for, and silently changes nothing.
 package admission
 
 import (
