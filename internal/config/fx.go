@@ -22,8 +22,15 @@ func Provide[T any](key string, defaults func(env string) T) fx.Option {
 	section := NewSection(key, defaults)
 	return fx.Options(
 		fx.Provide(
-			fx.Annotate(func() Section { return section }, fx.ResultTags(`group:"`+SectionsGroup+`"`)),
+			func() SectionOut { return SectionOut{Section: section} },
 			func(l *Loaded) (T, error) { return ValueOf[T](l, key) },
 		),
 	)
+}
+
+// SectionOut adds a section to [SectionsGroup]; [Provide] returns it.
+type SectionOut struct {
+	fx.Out
+
+	Section Section `group:"config_sections"`
 }
