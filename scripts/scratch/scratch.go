@@ -160,11 +160,15 @@ func StartService(t *testing.T, binary string, env ...string) Service {
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
+		var err error
 		select {
-		case <-exited:
+		case err = <-exited:
 		case <-time.After(time.Minute):
 			_ = cmd.Process.Kill()
-			<-exited
+			err = <-exited
+		}
+		if err != nil {
+			t.Logf("the service's stop: %v\n%s", err, log.String())
 		}
 	})
 	s := Service{API: "http://" + api, Admin: "http://" + admin}
