@@ -20,13 +20,14 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/meshkit/meshkit/app/apptest/confignames"
+	"github.com/meshkit/meshkit/internal/buildinfo"
 	"github.com/meshkit/meshkit/internal/redistest"
 )
 
 // The files of the compose stack, from this package's directory.
 const (
 	composePath   = "../../docker-compose.yml"
-	dashboardPath = "../../deploy/grafana/dashboards/meshkit.json"
+	dashboardPath = "../../deploy/grafana/dashboards/service.json"
 	telemetryDir  = "../../modules/telemetry"
 )
 
@@ -345,7 +346,7 @@ func TestPromQLNames(t *testing.T) {
 		{`sum by (http_route, le) (rate(http_server_request_duration_seconds_bucket{job="x, y"}[$__rate_interval]))`,
 			[]string{"http_server_request_duration_seconds_bucket"}, []string{"http_route", "le"}},
 		{`histogram_quantile(0.99, sum without(instance) (rate(a_bucket[5m])))`, []string{"a_bucket"}, []string{"instance"}},
-		{`max by (mode) (meshkit_ratelimit_redis_mode) == 1`, []string{"meshkit_ratelimit_redis_mode"}, []string{"mode"}},
+		{`max by (mode) (ratelimit_redis_mode) == 1`, []string{"ratelimit_redis_mode"}, []string{"mode"}},
 		{`a / on(x) group_left b offset 5m > 1e3 and c`, []string{"a", "b", "c"}, []string{"x"}},
 	} {
 		metrics, labels := promQLNames(tt.expr)
@@ -424,6 +425,15 @@ func TestDashboardQueriesOnlyExportedMetrics(t *testing.T) {
 		t.Fatalf("admin /metrics: %s", metrics)
 	}
 	exported := scrapedLabels(metrics.body)
+	// A metric's name says what it measures, never which service: the
+	// service is a label (target_info's service_name, the scrape job), so
+	// that every service made from this template shares the dashboard.
+	servicePrefix := strings.ReplaceAll(strings.ToLower(buildinfo.Name), "-", "_") + "_"
+	for name := range exported {
+		if strings.HasPrefix(name, servicePrefix) {
+			t.Errorf("/metrics serves %s, whose name starts with the service's name %q", name, buildinfo.Name)
+		}
+	}
 	queried := 0
 	for _, panel := range dash.Panels {
 		for _, target := range panel.Targets {

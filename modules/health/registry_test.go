@@ -289,7 +289,7 @@ func TestConcurrentProbesCauseNoDependencyCalls(t *testing.T) {
 }
 
 // A status change is logged once, however many runs and probes see it, and
-// shows in meshkit.health.status and meshkit.health.transitions; the
+// shows in health.status and health.transitions; the
 // components' changes too.
 func TestStatusChangeIsLoggedOnceAndMeasured(t *testing.T) {
 	const period = 20 * time.Millisecond
@@ -333,7 +333,7 @@ func TestStatusChangeIsLoggedOnceAndMeasured(t *testing.T) {
 	eventually(t, margin, "failing", func() bool { return status("dep") == check.Fail })
 	settle()
 	if got := gauge(t, reader, "dep"); got != check.Fail {
-		t.Errorf("meshkit.health.status for dep while failing: %q is 1, want fail", got)
+		t.Errorf("health.status for dep while failing: %q is 1, want fail", got)
 	}
 	eventually(t, margin, "mode warn in the gauge", func() bool { return gauge(t, reader, "mode") == check.Warn })
 	failing.Store(false)
@@ -364,20 +364,20 @@ func TestStatusChangeIsLoggedOnceAndMeasured(t *testing.T) {
 		t.Errorf("the change to fail does not name its reason:\n%s", logged)
 	}
 	if got := gauge(t, reader, "dep"); got != check.Pass {
-		t.Errorf("meshkit.health.status for dep after recovery: %q is 1, want pass", got)
+		t.Errorf("health.status for dep after recovery: %q is 1, want pass", got)
 	}
-	transitions := sums(t, reader, "meshkit.health.transitions")
+	transitions := sums(t, reader, "health.transitions")
 	for _, want := range []struct {
 		check, status string
 		n             int64
 	}{{"dep", check.Pass, 2}, {"dep", check.Fail, 1}, {"mode", check.Warn, 1}, {"mode", check.Pass, 2}} {
 		if got := transitions[want.check+"/"+want.status]; got != want.n {
-			t.Errorf("meshkit.health.transitions{check=%s,status=%s} = %d, want %d", want.check, want.status, got, want.n)
+			t.Errorf("health.transitions{check=%s,status=%s} = %d, want %d", want.check, want.status, got, want.n)
 		}
 	}
 }
 
-// gauge collects meshkit.health.status and returns the status whose point
+// gauge collects health.status and returns the status whose point
 // is 1 for check (all three statuses must be there).
 func gauge(t *testing.T, reader *sdkmetric.ManualReader, name string) string {
 	t.Helper()
@@ -389,7 +389,7 @@ func gauge(t *testing.T, reader *sdkmetric.ManualReader, name string) string {
 	seen := 0
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
-			if m.Name != "meshkit.health.status" {
+			if m.Name != "health.status" {
 				continue
 			}
 			for _, p := range m.Data.(metricdata.Gauge[int64]).DataPoints {
@@ -405,7 +405,7 @@ func gauge(t *testing.T, reader *sdkmetric.ManualReader, name string) string {
 		}
 	}
 	if seen != 3 {
-		t.Fatalf("meshkit.health.status has %d points for %s, want 3 (pass, warn, fail)", seen, name)
+		t.Fatalf("health.status has %d points for %s, want 3 (pass, warn, fail)", seen, name)
 	}
 	return current
 }
