@@ -673,8 +673,9 @@ func TestStopDoesNotWaitForAHungCheck(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
 	started := make(chan struct{}, 1)
+	logs := &logtest.Buffer{}
 	reg, err := health.NewRegistry(health.RegistryOptions{
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Log: slog.New(slog.NewTextHandler(logs, nil)),
 		Checks: []check.Check{{Name: "hung", Timeout: timeout, Period: 10 * time.Millisecond, Run: func(context.Context) error {
 			started <- struct{}{}
 			<-release
@@ -692,5 +693,56 @@ func TestStopDoesNotWaitForAHungCheck(t *testing.T) {
 	}
 	if took := time.Since(begin); took > timeout+margin {
 		t.Errorf("Stop took %v with a hung check, want about its %v timeout", took, timeout)
+	}
+	if got := logs.String(); !strings.Contains(got, "level=WARN") || !strings.Contains(got, "still running") || !strings.Contains(got, "runs=1") {
+		t.Errorf("Stop left a hung check behind and logged %q, want a warning that one run is still running", got)
+	}
+}
+
+// A clean stop says nothing: with no checks at all (the zero longest
+// timeout once raced the "all returned" signal), with components only, and
+// with checks that honour their context, also while one is running. Many
+// stops, because the race lost only sometimes.
+func TestCleanStopLogsNoWarning(t *testing.T) {
+	inRun := make(chan struct{}, 1)
+	slowButPolite := func(ctx context.Context) error {
+		select {
+		case inRun <- struct{}{}:
+		default:
+		}
+		<-ctx.Done() // returns as soon as Stop cancels it
+		return ctx.Err()
+	}
+	for _, tt := range []struct {
+		name string
+		o    health.RegistryOptions
+		wait bool // until a run is in flight
+	}{
+		{"nothing registered", health.RegistryOptions{}, false},
+		{"components only", health.RegistryOptions{Components: []check.Component{{Name: "c", State: func() check.State { return check.State{Status: check.Pass} }}}}, false},
+		{"a quick check", health.RegistryOptions{Checks: []check.Check{{Name: "quick", Run: func(context.Context) error { return nil }}}}, false},
+		{"a check in flight", health.RegistryOptions{Checks: []check.Check{{Name: "slow", Timeout: time.Hour, Run: slowButPolite}}}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for range 50 {
+				logs := &logtest.Buffer{}
+				o := tt.o
+				o.Log = slog.New(slog.NewTextHandler(logs, nil))
+				reg, err := health.NewRegistry(o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				reg.Start()
+				if tt.wait {
+					<-inRun
+				}
+				if err := reg.Stop(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				if got := logs.String(); strings.Contains(got, "level=WARN") || strings.Contains(got, "level=ERROR") {
+					t.Fatalf("a clean Stop logged %q, want no warning", got)
+				}
+			}
+		})
 	}
 }
