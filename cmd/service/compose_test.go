@@ -383,11 +383,18 @@ func scrapedLabels(text string) map[string]map[string]bool {
 // dashboard queries is a series the built binary's /metrics has after
 // traffic with a 200, a 429 and a shed, on the Redis backend as in the
 // compose file; every label it groups by is one of that metric's (or
-// instance and job, which Prometheus adds).
+// instance and job, which Prometheus adds); no metric is named after the
+// service, and the dashboard does not name it either.
 func TestDashboardQueriesOnlyExportedMetrics(t *testing.T) {
 	var dash dashboard
-	if err := json.Unmarshal(readFile(t, dashboardPath), &dash); err != nil {
+	raw := readFile(t, dashboardPath)
+	if err := json.Unmarshal(raw, &dash); err != nil {
 		t.Fatalf("%s: %v", dashboardPath, err)
+	}
+	// One dashboard for every service made from the template: it picks
+	// them by scrape job and names none.
+	if strings.Contains(strings.ToLower(string(raw)), strings.ToLower(buildinfo.Name)) {
+		t.Errorf("%s names the service %q: it is every service's dashboard, which select by the job variable", dashboardPath, buildinfo.Name)
 	}
 
 	upstream := newSlowUpstream(t, time.Second, `{"upstream":"ok"}`)
