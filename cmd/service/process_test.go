@@ -93,7 +93,7 @@ type service struct {
 	t      testing.TB
 	cmd    *exec.Cmd
 	stderr *stderrLog
-	stdout *stderrLog // the same kind of collector: lines, whatever they hold
+	stdout *stderrLog    // the same kind of collector: lines, whatever they hold
 	exited chan struct{} // closed once the process is gone and its output read
 
 	apiAddr, adminAddr string // bound addresses, from the log
