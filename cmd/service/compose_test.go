@@ -450,6 +450,11 @@ func TestDashboardQueriesOnlyExportedMetrics(t *testing.T) {
 			}
 			for _, name := range names {
 				queried++
+				// Every selector picks the services of the dashboard's
+				// variable, so that services sharing a Prometheus do not mix.
+				if !regexp.MustCompile(`\b` + regexp.QuoteMeta(name) + `\{[^}]*job=~"\$job"`).MatchString(target.Expr) {
+					t.Errorf("panel %q: %s in %q is not filtered by {job=~\"$job\"}", panel.Title, name, target.Expr)
+				}
 				if exported[name] == nil {
 					t.Errorf("panel %q queries %s, which /metrics does not export after the traffic", panel.Title, name)
 				}
