@@ -42,6 +42,7 @@ func Options(opts ...fx.Option) fx.Option {
 }
 
 func options(modules []Module, opts []fx.Option) fx.Option {
+	setGinMode()
 	composed, rest, err := compose(modules, opts)
 	if err != nil {
 		return fx.Error(err)

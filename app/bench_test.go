@@ -34,9 +34,9 @@ const (
 // time: the cost of the middleware chain with nothing else around it.
 func BenchmarkHelloInProcess(b *testing.B) {
 	hellobench.ForEachSampling(b, func(b *testing.B, _ hellobench.Sampling, opts ...fx.Option) {
-		meshkit, bare := newMeshkitHandler(b, opts...), hellobench.BareGin()
+		ours, bare := newAppHandler(b, opts...), hellobench.BareGin()
 		compare(b,
-			func(b *testing.B) { serveSequential(b, meshkit) },
+			func(b *testing.B) { serveSequential(b, ours) },
 			func(b *testing.B) { serveSequential(b, bare) },
 		)
 	})
@@ -46,9 +46,9 @@ func BenchmarkHelloInProcess(b *testing.B) {
 // GOMAXPROCS goroutines at once.
 func BenchmarkHelloInProcessParallel(b *testing.B) {
 	hellobench.ForEachSampling(b, func(b *testing.B, _ hellobench.Sampling, opts ...fx.Option) {
-		meshkit, bare := newMeshkitHandler(b, opts...), hellobench.BareGin()
+		ours, bare := newAppHandler(b, opts...), hellobench.BareGin()
 		compare(b,
-			func(b *testing.B) { serveParallel(b, meshkit) },
+			func(b *testing.B) { serveParallel(b, ours) },
 			func(b *testing.B) { serveParallel(b, bare) },
 		)
 	})
@@ -61,13 +61,13 @@ func BenchmarkHelloInProcessParallel(b *testing.B) {
 // cores, and allocs/op counts the client's too.
 func BenchmarkHelloLoopback(b *testing.B) {
 	hellobench.ForEachSampling(b, func(b *testing.B, _ hellobench.Sampling, opts ...fx.Option) {
-		meshkitURL := hellobench.URL(hellobench.StartApp(b, opts...))
+		oursURL := hellobench.URL(hellobench.StartApp(b, opts...))
 		bareURL := benchstat.StartServer(b, hellobench.BareGin()) + helloPath
-		meshkitClient, bareClient := benchstat.NewClient(b), benchstat.NewClient(b)
-		benchstat.CheckGet(b, "meshkit", meshkitClient, meshkitURL, helloBody)
+		oursClient, bareClient := benchstat.NewClient(b), benchstat.NewClient(b)
+		benchstat.CheckGet(b, "meshkit", oursClient, oursURL, helloBody)
 		benchstat.CheckGet(b, "bare", bareClient, bareURL, helloBody)
 		compare(b,
-			func(b *testing.B) { benchstat.GetParallel(b, meshkitClient, meshkitURL, helloBody) },
+			func(b *testing.B) { benchstat.GetParallel(b, oursClient, oursURL, helloBody) },
 			func(b *testing.B) { benchstat.GetParallel(b, bareClient, bareURL, helloBody) },
 		)
 	})
@@ -75,18 +75,18 @@ func BenchmarkHelloLoopback(b *testing.B) {
 
 // compare measures the meshkit and bare peers alternately, each doing b.N
 // requests per round, and reports their medians and meshkit/bare ratio on b.
-func compare(b *testing.B, meshkit, bare func(*testing.B)) {
+func compare(b *testing.B, ours, bare func(*testing.B)) {
 	benchstat.Compare(b,
-		[]benchstat.Peer{{Name: "bare", Measure: bare}, {Name: "meshkit", Measure: meshkit}},
+		[]benchstat.Peer{{Name: "bare", Measure: bare}, {Name: "meshkit", Measure: ours}},
 		benchstat.Ratio{Unit: "rps-ratio", Of: "meshkit", Over: "bare"},
 	)
 }
 
-// newMeshkitHandler is the default app's API handler, called in process.
+// newAppHandler is the default app's API handler, called in process.
 // The app is started (and stopped when the benchmark ends) as it runs, so
 // that its span processor and other background work stop with it, but its
 // listeners are not used.
-func newMeshkitHandler(b *testing.B, opts ...fx.Option) http.Handler {
+func newAppHandler(b *testing.B, opts ...fx.Option) http.Handler {
 	b.Helper()
 	h := hellobench.StartApp(b, opts...).APIHandler()
 	checkHello(b, "meshkit", h, true)

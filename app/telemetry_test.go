@@ -387,9 +387,9 @@ func TestRedisCallsAreSpansUnderTheServerSpan(t *testing.T) {
 		}
 	}
 	waitForSeries(t, a, []series{
-		{"meshkit_ratelimit_decisions_total", map[string]string{"backend": "redis", "result": "allowed"}, "2"},
-		{"meshkit_ratelimit_redis_mode", map[string]string{"mode": "redis"}, "1"},
-		{"meshkit_ratelimit_redis_mode", map[string]string{"mode": "local"}, "0"},
+		{"ratelimit_decisions_total", map[string]string{"backend": "redis", "result": "allowed"}, "2"},
+		{"ratelimit_redis_mode", map[string]string{"mode": "redis"}, "1"},
+		{"ratelimit_redis_mode", map[string]string{"mode": "local"}, "0"},
 	})
 
 	spans := a.stoppedSpans(t)
@@ -620,24 +620,24 @@ func TestMetricsShowEachModuleAfterTraffic(t *testing.T) {
 		{duration + "_count", with(get, "http_route", "/v1/panic", "http_response_status_code", "500", "error_type", "500"), "1"},
 		{duration + "_count", with(get, "http_response_status_code", "404"), "1"},
 		{"http_server_active_requests", get, "0"},
-		{"meshkit_ratelimit_decisions_total", map[string]string{"backend": "memory", "result": "limited"}, "1"},
-		{"meshkit_ratelimit_decisions_total", map[string]string{"backend": "memory", "result": "allowed"}, ""},
-		{"meshkit_auth_failures_total", map[string]string{"reason": "bad_signature"}, "1"},
-		{"meshkit_auth_failures_total", map[string]string{"reason": "missing"}, "1"},
-		{"meshkit_auth_failures_total", map[string]string{"reason": "invalid_request"}, "1"},
-		{"meshkit_health_status", map[string]string{"check": "ratelimit", "status": "pass"}, "1"},
-		{"meshkit_health_status", map[string]string{"check": "ratelimit", "status": "fail"}, "0"},
-		{"meshkit_admission_limit", nil, "50"}, // the initial limit: this traffic never needed more
-		{"meshkit_admission_inflight", nil, "0"},
-		{"meshkit_admission_queue", nil, "0"},
+		{"ratelimit_decisions_total", map[string]string{"backend": "memory", "result": "limited"}, "1"},
+		{"ratelimit_decisions_total", map[string]string{"backend": "memory", "result": "allowed"}, ""},
+		{"auth_failures_total", map[string]string{"reason": "bad_signature"}, "1"},
+		{"auth_failures_total", map[string]string{"reason": "missing"}, "1"},
+		{"auth_failures_total", map[string]string{"reason": "invalid_request"}, "1"},
+		{"health_status", map[string]string{"check": "ratelimit", "status": "pass"}, "1"},
+		{"health_status", map[string]string{"check": "ratelimit", "status": "fail"}, "0"},
+		{"admission_limit", nil, "50"}, // the initial limit: this traffic never needed more
+		{"admission_inflight", nil, "0"},
+		{"admission_queue", nil, "0"},
 	})
 	for _, want := range []string{
 		"# TYPE " + duration + " histogram",
 		"# TYPE http_server_active_requests gauge",
-		"# TYPE meshkit_ratelimit_decisions_total counter",
-		"# TYPE meshkit_auth_failures_total counter",
-		"# TYPE meshkit_health_status gauge",
-		"# TYPE meshkit_admission_limit gauge",
+		"# TYPE ratelimit_decisions_total counter",
+		"# TYPE auth_failures_total counter",
+		"# TYPE health_status gauge",
+		"# TYPE admission_limit gauge",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("GET /metrics lacks %q", want)

@@ -20,13 +20,14 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/meshkit/meshkit/app/apptest/confignames"
+	"github.com/meshkit/meshkit/internal/buildinfo"
 	"github.com/meshkit/meshkit/internal/redistest"
 )
 
 // The files of the compose stack, from this package's directory.
 const (
 	composePath   = "../../docker-compose.yml"
-	dashboardPath = "../../deploy/grafana/dashboards/meshkit.json"
+	dashboardPath = "../../deploy/grafana/dashboards/service.json"
 	telemetryDir  = "../../modules/telemetry"
 )
 
@@ -345,7 +346,7 @@ func TestPromQLNames(t *testing.T) {
 		{`sum by (http_route, le) (rate(http_server_request_duration_seconds_bucket{job="x, y"}[$__rate_interval]))`,
 			[]string{"http_server_request_duration_seconds_bucket"}, []string{"http_route", "le"}},
 		{`histogram_quantile(0.99, sum without(instance) (rate(a_bucket[5m])))`, []string{"a_bucket"}, []string{"instance"}},
-		{`max by (mode) (meshkit_ratelimit_redis_mode) == 1`, []string{"meshkit_ratelimit_redis_mode"}, []string{"mode"}},
+		{`max by (mode) (ratelimit_redis_mode) == 1`, []string{"ratelimit_redis_mode"}, []string{"mode"}},
 		{`a / on(x) group_left b offset 5m > 1e3 and c`, []string{"a", "b", "c"}, []string{"x"}},
 	} {
 		metrics, labels := promQLNames(tt.expr)
@@ -382,11 +383,18 @@ func scrapedLabels(text string) map[string]map[string]bool {
 // dashboard queries is a series the built binary's /metrics has after
 // traffic with a 200, a 429 and a shed, on the Redis backend as in the
 // compose file; every label it groups by is one of that metric's (or
-// instance and job, which Prometheus adds).
+// instance and job, which Prometheus adds); no metric is named after the
+// service, and the dashboard does not name it either.
 func TestDashboardQueriesOnlyExportedMetrics(t *testing.T) {
 	var dash dashboard
-	if err := json.Unmarshal(readFile(t, dashboardPath), &dash); err != nil {
+	raw := readFile(t, dashboardPath)
+	if err := json.Unmarshal(raw, &dash); err != nil {
 		t.Fatalf("%s: %v", dashboardPath, err)
+	}
+	// One dashboard for every service made from the template: it picks
+	// them by scrape job and names none.
+	if strings.Contains(strings.ToLower(string(raw)), strings.ToLower(buildinfo.Name)) {
+		t.Errorf("%s names the service %q: it is every service's dashboard, which select by the job variable", dashboardPath, buildinfo.Name)
 	}
 
 	upstream := newSlowUpstream(t, time.Second, `{"upstream":"ok"}`)
@@ -424,6 +432,15 @@ func TestDashboardQueriesOnlyExportedMetrics(t *testing.T) {
 		t.Fatalf("admin /metrics: %s", metrics)
 	}
 	exported := scrapedLabels(metrics.body)
+	// A metric's name says what it measures, never which service: the
+	// service is a label (target_info's service_name, the scrape job), so
+	// that every service made from this template shares the dashboard.
+	servicePrefix := strings.ReplaceAll(strings.ToLower(buildinfo.Name), "-", "_") + "_"
+	for name := range exported {
+		if strings.HasPrefix(name, servicePrefix) {
+			t.Errorf("/metrics serves %s, whose name starts with the service's name %q", name, buildinfo.Name)
+		}
+	}
 	queried := 0
 	for _, panel := range dash.Panels {
 		for _, target := range panel.Targets {
@@ -433,6 +450,11 @@ func TestDashboardQueriesOnlyExportedMetrics(t *testing.T) {
 			}
 			for _, name := range names {
 				queried++
+				// Every selector picks the services of the dashboard's
+				// variable, so that services sharing a Prometheus do not mix.
+				if !regexp.MustCompile(`\b` + regexp.QuoteMeta(name) + `\{[^}]*job=~"\$job"`).MatchString(target.Expr) {
+					t.Errorf("panel %q: %s in %q is not filtered by {job=~\"$job\"}", panel.Title, name, target.Expr)
+				}
 				if exported[name] == nil {
 					t.Errorf("panel %q queries %s, which /metrics does not export after the traffic", panel.Title, name)
 				}

@@ -167,12 +167,12 @@ func TestDevtokenCommand(t *testing.T) {
 	})
 
 	t.Run("the secret's variable is not set", func(t *testing.T) {
-		res := runService(t, cleanEnv(), "devtoken", "-secret-env", "MESHKIT_TEST_NO_SUCH_VAR")
+		res := runService(t, cleanEnv(), "devtoken", "-secret-env", "SERVICE_TEST_NO_SUCH_VAR")
 		if res.exitCode != 1 {
 			t.Errorf("exit status = %d, want 1", res.exitCode)
 		}
 		line := strings.TrimSuffix(res.stderr, "\n")
-		if strings.Contains(line, "\n") || !strings.Contains(line, "MESHKIT_TEST_NO_SUCH_VAR") {
+		if strings.Contains(line, "\n") || !strings.Contains(line, "SERVICE_TEST_NO_SUCH_VAR") {
 			t.Errorf("stderr = %q, want one line naming the variable", res.stderr)
 		}
 		if res.stdout != "" {

@@ -24,7 +24,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gin-gonic/gin"
 	"go.uber.org/fx"
 
 	"github.com/meshkit/meshkit/app"
@@ -101,7 +100,6 @@ func reportStartError(name string, err error, stderr io.Writer) {
 // returns 0 after a clean drain and 1 when the stop failed (requests still
 // running at the deadline). A second signal exits at once, with 2.
 func serve(src config.Source, stderr io.Writer) int {
-	gin.SetMode(gin.ReleaseMode)
 	var loaded *config.Loaded
 	a := app.New(append(modules(), testModules(), app.WithConfigSource(src), fx.Populate(&loaded))...)
 	if err := a.Err(); err != nil {

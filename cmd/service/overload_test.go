@@ -372,13 +372,13 @@ func processCPU(t testing.TB, s *service) time.Duration {
 	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
-// admissionLimit reads meshkit_admission_limit from the admin /metrics.
+// admissionLimit reads admission_limit from the admin /metrics.
 func admissionLimit(t testing.TB, s *service) int {
-	return admissionGauge(t, s, "meshkit_admission_limit")
+	return admissionGauge(t, s, "admission_limit")
 }
 
-// admissionGauge reads the gauge name (meshkit_admission_limit,
-// meshkit_admission_inflight) from the admin /metrics.
+// admissionGauge reads the gauge name (admission_limit,
+// admission_inflight) from the admin /metrics.
 func admissionGauge(t testing.TB, s *service, name string) int {
 	t.Helper()
 	r := mustGet(t, newClient(t), s.adminURL("/metrics"))

@@ -93,6 +93,7 @@ type service struct {
 	t      testing.TB
 	cmd    *exec.Cmd
 	stderr *stderrLog
+	stdout *stderrLog    // the same kind of collector: lines, whatever they hold
 	exited chan struct{} // closed once the process is gone and its output read
 
 	apiAddr, adminAddr string // bound addresses, from the log
@@ -107,10 +108,11 @@ func startService(t testing.TB, env []string, args ...string) *service {
 		t:      t,
 		cmd:    exec.Command(serviceBinary, args...),
 		stderr: newStderrLog(),
+		stdout: newStderrLog(),
 		exited: make(chan struct{}),
 	}
 	s.cmd.Env = env
-	s.cmd.Stderr = s.stderr
+	s.cmd.Stderr, s.cmd.Stdout = s.stderr, s.stdout
 	s.cmd.WaitDelay = exitTimeout // bounds reading the output after exit
 	if err := s.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", serviceBinary, err)

@@ -49,7 +49,7 @@ func waitInflight(t *testing.T, s *service, n int) int {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		got := admissionGauge(t, s, "meshkit_admission_inflight")
+		got := admissionGauge(t, s, "admission_inflight")
 		if got >= n {
 			return got
 		}
@@ -220,7 +220,7 @@ func TestSlowBodyIsCutAtTheDeadline(t *testing.T) {
 	// The place comes back as the 504 goes out; the gauge may be read a
 	// moment before.
 	for wait := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		n := admissionGauge(t, s, "meshkit_admission_inflight")
+		n := admissionGauge(t, s, "admission_inflight")
 		if n == 0 {
 			break
 		}

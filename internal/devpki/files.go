@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/meshkit/meshkit/internal/buildinfo"
 )
 
 // ErrInvalidTrustDomain is returned (wrapped) by [DevSet] for a trust domain
@@ -138,7 +140,7 @@ func DevSet(dir, trustDomain string, overwrite bool) (*DevFiles, error) {
 		}
 	}
 
-	ca, err := NewCA("meshkit development CA (" + trustDomain + ")")
+	ca, err := NewCA(buildinfo.Name + " development CA (" + trustDomain + ")")
 	if err != nil {
 		return nil, err
 	}

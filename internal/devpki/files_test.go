@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/meshkit/meshkit/internal/buildinfo"
 	"github.com/meshkit/meshkit/internal/devpki"
 )
 
@@ -68,6 +69,9 @@ func TestDevSetWritesAWorkingSet(t *testing.T) {
 	}
 	if _, err := client.Leaf.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
 		t.Errorf("the client certificate does not verify for client auth: %v", err)
+	}
+	if want := buildinfo.Name + " development CA (example.org)"; server.Leaf.Issuer.CommonName != want {
+		t.Errorf("the CA is named %q, want %q: the service's name and the trust domain", server.Leaf.Issuer.CommonName, want)
 	}
 	if uris := client.Leaf.URIs; len(uris) != 1 || uris[0].String() != "spiffe://example.org/client" || files.ClientID != uris[0].String() {
 		t.Errorf("client URI SANs = %v, ClientID = %q; want both spiffe://example.org/client", uris, files.ClientID)

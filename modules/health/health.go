@@ -20,8 +20,8 @@
 // and within its timeout, and the probes read only its last results, so
 // probes never call a dependency and a hung dependency never makes a probe
 // slow. A non-critical check that fails turns the status to warn, not fail.
-// A status change is logged once and exported as meshkit.health.status and
-// meshkit.health.transitions (see metrics.go).
+// A status change is logged once and exported as health.status and
+// health.transitions (see metrics.go).
 //
 // Start-up and drain: the module hands its [ReadinessHook] to the app
 // (check.ReadinessGroup), which appends it after every other hook, so its

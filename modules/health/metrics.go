@@ -17,11 +17,11 @@ var statuses = [...]string{check.Pass, check.Warn, check.Fail}
 
 // metrics records, with the OpenTelemetry API:
 //
-//   - meshkit.health.status, a gauge per check (or component) and status
+//   - health.status, a gauge per check (or component) and status
 //     that is 1 for the check's last status and 0 for the others (all 0
 //     while it is pending), by check (its name) and status ("pass", "warn",
 //     "fail");
-//   - meshkit.health.transitions, a counter of status changes, by check and
+//   - health.transitions, a counter of status changes, by check and
 //     the status it changed to.
 //
 // The attributes are bounded: the checks are fixed when the registry is
@@ -43,13 +43,13 @@ func newMetrics(mp metric.MeterProvider, entries []*entry) (*metrics, error) {
 		m.sets[e] = &sets
 	}
 	var err error
-	m.transitions, err = meter.Int64Counter("meshkit.health.transitions",
+	m.transitions, err = meter.Int64Counter("health.transitions",
 		metric.WithDescription("Status changes of the health checks, by check and the status changed to."),
 		metric.WithUnit("{transition}"))
 	if err != nil {
 		return nil, err
 	}
-	_, err = meter.Int64ObservableGauge("meshkit.health.status",
+	_, err = meter.Int64ObservableGauge("health.status",
 		metric.WithDescription("A health check's status: 1 for its last status (pass, warn or fail), 0 for the others."),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
 			for _, e := range entries {

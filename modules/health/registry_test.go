@@ -289,7 +289,7 @@ func TestConcurrentProbesCauseNoDependencyCalls(t *testing.T) {
 }
 
 // A status change is logged once, however many runs and probes see it, and
-// shows in meshkit.health.status and meshkit.health.transitions; the
+// shows in health.status and health.transitions; the
 // components' changes too.
 func TestStatusChangeIsLoggedOnceAndMeasured(t *testing.T) {
 	const period = 20 * time.Millisecond
@@ -333,7 +333,7 @@ func TestStatusChangeIsLoggedOnceAndMeasured(t *testing.T) {
 	eventually(t, margin, "failing", func() bool { return status("dep") == check.Fail })
 	settle()
 	if got := gauge(t, reader, "dep"); got != check.Fail {
-		t.Errorf("meshkit.health.status for dep while failing: %q is 1, want fail", got)
+		t.Errorf("health.status for dep while failing: %q is 1, want fail", got)
 	}
 	eventually(t, margin, "mode warn in the gauge", func() bool { return gauge(t, reader, "mode") == check.Warn })
 	failing.Store(false)
@@ -364,20 +364,20 @@ func TestStatusChangeIsLoggedOnceAndMeasured(t *testing.T) {
 		t.Errorf("the change to fail does not name its reason:\n%s", logged)
 	}
 	if got := gauge(t, reader, "dep"); got != check.Pass {
-		t.Errorf("meshkit.health.status for dep after recovery: %q is 1, want pass", got)
+		t.Errorf("health.status for dep after recovery: %q is 1, want pass", got)
 	}
-	transitions := sums(t, reader, "meshkit.health.transitions")
+	transitions := sums(t, reader, "health.transitions")
 	for _, want := range []struct {
 		check, status string
 		n             int64
 	}{{"dep", check.Pass, 2}, {"dep", check.Fail, 1}, {"mode", check.Warn, 1}, {"mode", check.Pass, 2}} {
 		if got := transitions[want.check+"/"+want.status]; got != want.n {
-			t.Errorf("meshkit.health.transitions{check=%s,status=%s} = %d, want %d", want.check, want.status, got, want.n)
+			t.Errorf("health.transitions{check=%s,status=%s} = %d, want %d", want.check, want.status, got, want.n)
 		}
 	}
 }
 
-// gauge collects meshkit.health.status and returns the status whose point
+// gauge collects health.status and returns the status whose point
 // is 1 for check (all three statuses must be there).
 func gauge(t *testing.T, reader *sdkmetric.ManualReader, name string) string {
 	t.Helper()
@@ -389,7 +389,7 @@ func gauge(t *testing.T, reader *sdkmetric.ManualReader, name string) string {
 	seen := 0
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
-			if m.Name != "meshkit.health.status" {
+			if m.Name != "health.status" {
 				continue
 			}
 			for _, p := range m.Data.(metricdata.Gauge[int64]).DataPoints {
@@ -405,7 +405,7 @@ func gauge(t *testing.T, reader *sdkmetric.ManualReader, name string) string {
 		}
 	}
 	if seen != 3 {
-		t.Fatalf("meshkit.health.status has %d points for %s, want 3 (pass, warn, fail)", seen, name)
+		t.Fatalf("health.status has %d points for %s, want 3 (pass, warn, fail)", seen, name)
 	}
 	return current
 }
@@ -673,8 +673,9 @@ func TestStopDoesNotWaitForAHungCheck(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
 	started := make(chan struct{}, 1)
+	logs := &logtest.Buffer{}
 	reg, err := health.NewRegistry(health.RegistryOptions{
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Log: slog.New(slog.NewTextHandler(logs, nil)),
 		Checks: []check.Check{{Name: "hung", Timeout: timeout, Period: 10 * time.Millisecond, Run: func(context.Context) error {
 			started <- struct{}{}
 			<-release
@@ -692,5 +693,56 @@ func TestStopDoesNotWaitForAHungCheck(t *testing.T) {
 	}
 	if took := time.Since(begin); took > timeout+margin {
 		t.Errorf("Stop took %v with a hung check, want about its %v timeout", took, timeout)
+	}
+	if got := logs.String(); !strings.Contains(got, "level=WARN") || !strings.Contains(got, "still running") || !strings.Contains(got, "runs=1") {
+		t.Errorf("Stop left a hung check behind and logged %q, want a warning that one run is still running", got)
+	}
+}
+
+// A clean stop says nothing: with no checks at all (the zero longest
+// timeout once raced the "all returned" signal), with components only, and
+// with checks that honour their context, also while one is running. Many
+// stops, because the race lost only sometimes.
+func TestCleanStopLogsNoWarning(t *testing.T) {
+	inRun := make(chan struct{}, 1)
+	slowButPolite := func(ctx context.Context) error {
+		select {
+		case inRun <- struct{}{}:
+		default:
+		}
+		<-ctx.Done() // returns as soon as Stop cancels it
+		return ctx.Err()
+	}
+	for _, tt := range []struct {
+		name string
+		o    health.RegistryOptions
+		wait bool // until a run is in flight
+	}{
+		{"nothing registered", health.RegistryOptions{}, false},
+		{"components only", health.RegistryOptions{Components: []check.Component{{Name: "c", State: func() check.State { return check.State{Status: check.Pass} }}}}, false},
+		{"a quick check", health.RegistryOptions{Checks: []check.Check{{Name: "quick", Run: func(context.Context) error { return nil }}}}, false},
+		{"a check in flight", health.RegistryOptions{Checks: []check.Check{{Name: "slow", Timeout: time.Hour, Run: slowButPolite}}}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for range 50 {
+				logs := &logtest.Buffer{}
+				o := tt.o
+				o.Log = slog.New(slog.NewTextHandler(logs, nil))
+				reg, err := health.NewRegistry(o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				reg.Start()
+				if tt.wait {
+					<-inRun
+				}
+				if err := reg.Stop(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				if got := logs.String(); strings.Contains(got, "level=WARN") || strings.Contains(got, "level=ERROR") {
+					t.Fatalf("a clean Stop logged %q, want no warning", got)
+				}
+			}
+		})
 	}
 }

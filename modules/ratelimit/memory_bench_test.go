@@ -58,14 +58,14 @@ func BenchmarkMemoryBytesPerClient(b *testing.B) {
 		keyBytes += int64(len(keys[i]))
 	}
 	ctx := context.Background()
-	var meshkit, peer float64
+	var ours, peer float64
 	for range b.N {
 		before := heapAlloc()
 		m := NewMemory(MemoryOptions{MaxClients: 2 * memoryClients})
 		for _, k := range keys {
 			_, _ = m.Allow(ctx, k, testLimit)
 		}
-		meshkit += float64(heapAlloc()-before) / memoryClients
+		ours += float64(heapAlloc()-before) / memoryClients
 		if m.Len() != memoryClients {
 			b.Fatalf("tracking %d clients, want %d", m.Len(), memoryClients)
 		}
@@ -83,7 +83,7 @@ func BenchmarkMemoryBytesPerClient(b *testing.B) {
 	}
 	n := float64(b.N)
 	b.ReportMetric(0, "ns/op")
-	b.ReportMetric(meshkit/n, "B/client")
+	b.ReportMetric(ours/n, "B/client")
 	b.ReportMetric(peer/n, "B/client-peer")
 	b.ReportMetric(peer/n-float64(keyBytes)/memoryClients, "B/client-peer-nokeys")
 }
@@ -116,7 +116,7 @@ func compareDecisions(b *testing.B) {
 	x := newXTimeRate(limit)
 	// Each goroutine walks the clients from its own starting point.
 	var next atomic.Int64
-	meshkit := func(pb *testing.PB) {
+	mine := func(pb *testing.PB) {
 		i := int(next.Add(7919))
 		for pb.Next() {
 			_, _ = m.Allow(ctx, keys[i%clients], limit)
@@ -139,9 +139,9 @@ func compareDecisions(b *testing.B) {
 	for round := range rounds {
 		var o, t float64
 		if round%2 == 0 {
-			o, t = timed(meshkit), timed(peer)
+			o, t = timed(mine), timed(peer)
 		} else {
-			t, o = timed(peer), timed(meshkit)
+			t, o = timed(peer), timed(mine)
 		}
 		ours, theirs, ratios = append(ours, o), append(theirs, t), append(ratios, t/o)
 	}

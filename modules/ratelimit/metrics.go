@@ -24,10 +24,10 @@ var redisModes = [...]string{BackendRedis, string(FailLocal), string(FailOpen), 
 
 // Metrics records the rate limiter's metrics with the OpenTelemetry API:
 //
-//   - meshkit.ratelimit.decisions, a counter of the rate-limit stage's
+//   - ratelimit.decisions, a counter of the rate-limit stage's
 //     decisions by result ("allowed", "limited" or "error": no decision
 //     could be made) and backend ("memory" or "redis");
-//   - meshkit.ratelimit.redis.mode, for a limiter with modes (the Redis
+//   - ratelimit.redis.mode, for a limiter with modes (the Redis
 //     one), a gauge that is 1 for the mode in force and 0 for the others,
 //     by mode ("redis", "local", "open", "closed"), and by node (a master's
 //     address) for a cluster.
@@ -60,7 +60,7 @@ func NewMetrics(mp metric.MeterProvider, l Limiter, backend string) (*Metrics, e
 	for i, result := range [numResults]string{allowedIndex: resultAllowed, limitedIndex: resultLimited, errorIndex: resultError} {
 		sets[i] = metric.WithAttributeSet(attribute.NewSet(attribute.String("result", result), attribute.String("backend", backend)))
 	}
-	_, err := meter.Int64ObservableCounter("meshkit.ratelimit.decisions",
+	_, err := meter.Int64ObservableCounter("ratelimit.decisions",
 		metric.WithDescription("Rate-limit decisions, by result and backend."),
 		metric.WithUnit("{decision}"),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
@@ -87,7 +87,7 @@ func observeMode(meter metric.Meter, l moder) error {
 		sets[i] = metric.WithAttributeSet(attribute.NewSet(attribute.String("mode", mode)))
 	}
 	nodes, _ := l.(nodeModer)
-	_, err := meter.Int64ObservableGauge("meshkit.ratelimit.redis.mode",
+	_, err := meter.Int64ObservableGauge("ratelimit.redis.mode",
 		metric.WithDescription("The Redis limiter's mode: 1 for the mode in force (redis, or the failure mode while Redis is unreachable), 0 for the others; by node for a cluster's masters."),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
 			var modes map[string]string

@@ -127,12 +127,12 @@ func TestMetricsCountTheStagesDecisions(t *testing.T) {
 	if want := []int{200, 200, 429, 200}; !slices.Equal(statuses, want) {
 		t.Fatalf("statuses %v, want %v", statuses, want)
 	}
-	checkPoints(t, reader, "meshkit.ratelimit.decisions", map[attribute.Set]int64{
+	checkPoints(t, reader, "ratelimit.decisions", map[attribute.Set]int64{
 		set("backend", "memory", "result", "allowed"): 2,
 		set("backend", "memory", "result", "limited"): 1,
 		set("backend", "memory", "result", "error"):   0, // every result is a series from the start
 	})
-	if got := points(t, reader, "meshkit.ratelimit.redis.mode"); len(got) != 0 {
+	if got := points(t, reader, "ratelimit.redis.mode"); len(got) != 0 {
 		t.Errorf("the memory limiter has a mode gauge: %v", got)
 	}
 }
@@ -150,7 +150,7 @@ func TestMetricsCountErrorsAndTheRedisMode(t *testing.T) {
 	m, reader := newTestMetrics(t, r, BackendRedis)
 	h := meteredHandler(t, r, Limit{Name: "default", Rate: 1, Period: time.Hour, Burst: 2}, m)
 
-	checkPoints(t, reader, "meshkit.ratelimit.redis.mode", map[attribute.Set]int64{
+	checkPoints(t, reader, "ratelimit.redis.mode", map[attribute.Set]int64{
 		set("mode", "redis"): 1, set("mode", "local"): 0, set("mode", "open"): 0, set("mode", "closed"): 0,
 	})
 	for range breakerThreshold + 1 {
@@ -158,12 +158,12 @@ func TestMetricsCountErrorsAndTheRedisMode(t *testing.T) {
 			t.Fatalf("Redis down, failure mode closed: %d, want 503", status)
 		}
 	}
-	checkPoints(t, reader, "meshkit.ratelimit.decisions", map[attribute.Set]int64{
+	checkPoints(t, reader, "ratelimit.decisions", map[attribute.Set]int64{
 		set("backend", "redis", "result", "error"):   breakerThreshold + 1,
 		set("backend", "redis", "result", "allowed"): 0,
 		set("backend", "redis", "result", "limited"): 0,
 	})
-	checkPoints(t, reader, "meshkit.ratelimit.redis.mode", map[attribute.Set]int64{
+	checkPoints(t, reader, "ratelimit.redis.mode", map[attribute.Set]int64{
 		set("mode", "redis"): 0, set("mode", "local"): 0, set("mode", "open"): 0, set("mode", "closed"): 1,
 	})
 }
@@ -176,12 +176,12 @@ func TestMetricsOnTheSharedRedis(t *testing.T) {
 	if s1, s2 := serve(h, "/v1/hello"), serve(h, "/v1/hello"); s1 != 200 || s2 != 429 {
 		t.Fatalf("statuses %d, %d; want 200, 429", s1, s2)
 	}
-	checkPoints(t, reader, "meshkit.ratelimit.decisions", map[attribute.Set]int64{
+	checkPoints(t, reader, "ratelimit.decisions", map[attribute.Set]int64{
 		set("backend", "redis", "result", "allowed"): 1,
 		set("backend", "redis", "result", "limited"): 1,
 		set("backend", "redis", "result", "error"):   0,
 	})
-	checkPoints(t, reader, "meshkit.ratelimit.redis.mode", map[attribute.Set]int64{
+	checkPoints(t, reader, "ratelimit.redis.mode", map[attribute.Set]int64{
 		set("mode", "redis"): 1, set("mode", "local"): 0, set("mode", "open"): 0, set("mode", "closed"): 0,
 	})
 }

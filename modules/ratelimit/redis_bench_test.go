@@ -49,17 +49,17 @@ var roomyLimit = Limit{Name: "default", Rate: 1_000_000, Period: time.Second, Bu
 type decider func(ctx context.Context, i int) (allowed bool, err error)
 
 func BenchmarkRedisVsRedisRate(b *testing.B) {
-	meshkit, peer := newRedisDecider(b), newRedisRateDecider(b)
-	b.Run("meshkit", func(b *testing.B) { reportDecisions(b, meshkit) })
+	ours, peer := newRedisDecider(b), newRedisRateDecider(b)
+	b.Run("meshkit", func(b *testing.B) { reportDecisions(b, ours) })
 	b.Run("redis_rate", func(b *testing.B) { reportDecisions(b, peer) })
 	b.Run("ratio", func(b *testing.B) {
 		var mine, theirs, ratios []float64
 		for round := range compareRounds {
 			var m, p float64
 			if round%2 == 0 { // so that drift hits both alike
-				m, p = decisionsPerSecond(b, meshkit, b.N), decisionsPerSecond(b, peer, b.N)
+				m, p = decisionsPerSecond(b, ours, b.N), decisionsPerSecond(b, peer, b.N)
 			} else {
-				p, m = decisionsPerSecond(b, peer, b.N), decisionsPerSecond(b, meshkit, b.N)
+				p, m = decisionsPerSecond(b, peer, b.N), decisionsPerSecond(b, ours, b.N)
 			}
 			mine, theirs, ratios = append(mine, m), append(theirs, p), append(ratios, m/p)
 		}

@@ -70,10 +70,10 @@ func TestRedisClusterFailover(t *testing.T) {
 		if n == victim {
 			mode = string(FailOpen)
 		}
-		got := points(t, reader, "meshkit.ratelimit.redis.mode")
+		got := points(t, reader, "ratelimit.redis.mode")
 		set := attribute.NewSet(attribute.String("mode", mode), attribute.String("node", n.Addr()))
 		if p, ok := got[set.Equivalent()]; !ok || p.Value != 1 {
-			t.Errorf("meshkit.ratelimit.redis.mode{mode=%q,node=%q}: %+v (found %t), want 1", mode, n.Addr(), p, ok)
+			t.Errorf("ratelimit.redis.mode{mode=%q,node=%q}: %+v (found %t), want 1", mode, n.Addr(), p, ok)
 		}
 	}
 

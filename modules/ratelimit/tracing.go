@@ -15,8 +15,8 @@ const DecisionSpanName = "ratelimit.redis.decide"
 
 // Attributes of the batch span.
 const (
-	attrBatchRequests = attribute.Key("meshkit.ratelimit.batch.requests")
-	attrBatchKeys     = attribute.Key("meshkit.ratelimit.batch.keys")
+	attrBatchRequests = attribute.Key("ratelimit.batch.requests")
+	attrBatchKeys     = attribute.Key("ratelimit.batch.keys")
 )
 
 // startBatchSpan starts the span of the Redis call that decides reqs, asking

@@ -37,7 +37,7 @@ var tokenFailures = map[string]string{
 }
 
 // Metrics records the security stage's metrics with the OpenTelemetry API:
-// meshkit.auth.failures, a counter of the callers the stage refused, by
+// auth.failures, a counter of the callers the stage refused, by
 // reason: "missing", "invalid_request", "no_client_certificate",
 // "throttled", "peer_expired", "peer_refused" (an mTLS peer re-checked on
 // an open connection), or the token's own reason in snake case ("expired",
@@ -51,7 +51,7 @@ type Metrics struct {
 
 // NewMetrics makes the instrument on mp's meter.
 func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
-	failures, err := mp.Meter(meterName).Int64Counter("meshkit.auth.failures",
+	failures, err := mp.Meter(meterName).Int64Counter("auth.failures",
 		metric.WithDescription("Callers refused by the security stage, by reason."),
 		metric.WithUnit("{failure}"))
 	if err != nil {

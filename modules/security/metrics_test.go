@@ -26,7 +26,7 @@ func newTestMetrics(t *testing.T) (*security.Metrics, *sdkmetric.ManualReader) {
 	return m, reader
 }
 
-// failures reads meshkit.auth.failures by reason.
+// failures reads auth.failures by reason.
 func failures(t *testing.T, reader *sdkmetric.ManualReader) map[string]int64 {
 	t.Helper()
 	var rm metricdata.ResourceMetrics
@@ -36,12 +36,12 @@ func failures(t *testing.T, reader *sdkmetric.ManualReader) map[string]int64 {
 	got := map[string]int64{}
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
-			if m.Name != "meshkit.auth.failures" {
+			if m.Name != "auth.failures" {
 				continue
 			}
 			sum, ok := m.Data.(metricdata.Sum[int64])
 			if !ok || !sum.IsMonotonic {
-				t.Fatalf("meshkit.auth.failures is a %T, want a counter", m.Data)
+				t.Fatalf("auth.failures is a %T, want a counter", m.Data)
 			}
 			for _, dp := range sum.DataPoints {
 				reason, ok := dp.Attributes.Value(attribute.Key("reason"))

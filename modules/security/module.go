@@ -54,7 +54,7 @@ type Params struct {
 	Config    Config
 	Log       *slog.Logger
 	// MeterProvider, from the telemetry module when it is there, gets the
-	// gauge meshkit.tls.certificate.time_to_expiry.
+	// gauge tls.certificate.time_to_expiry.
 	MeterProvider metric.MeterProvider `optional:"true"`
 }
 

@@ -37,11 +37,11 @@ func (t *TLS) Health() check.State {
 	return check.State{Status: status, Details: details}
 }
 
-// registerMetrics makes the gauge meshkit.tls.certificate.time_to_expiry on
+// registerMetrics makes the gauge tls.certificate.time_to_expiry on
 // mp: the seconds until the served certificate's NotAfter (negative once
 // past), read at each collection.
 func (t *TLS) registerMetrics(mp metric.MeterProvider) error {
-	_, err := mp.Meter(meterName).Float64ObservableGauge("meshkit.tls.certificate.time_to_expiry",
+	_, err := mp.Meter(meterName).Float64ObservableGauge("tls.certificate.time_to_expiry",
 		metric.WithDescription("Seconds until the served TLS certificate expires."),
 		metric.WithUnit("s"),
 		metric.WithFloat64Callback(func(_ context.Context, o metric.Float64Observer) error {

@@ -52,7 +52,7 @@ func TestTLSHealthWarnsOnAFailedReload(t *testing.T) {
 	found := false
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
-			if m.Name != "meshkit.tls.certificate.time_to_expiry" {
+			if m.Name != "tls.certificate.time_to_expiry" {
 				continue
 			}
 			g := m.Data.(metricdata.Gauge[float64])
@@ -63,7 +63,7 @@ func TestTLSHealthWarnsOnAFailedReload(t *testing.T) {
 		}
 	}
 	if !found {
-		t.Error("no meshkit.tls.certificate.time_to_expiry gauge")
+		t.Error("no tls.certificate.time_to_expiry gauge")
 	}
 }
 

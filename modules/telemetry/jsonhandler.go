@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"math"
 	"strconv"
 	"sync"
 	"time"
@@ -13,8 +14,8 @@ import (
 // jsonHandler is an slog.Handler whose output is byte for byte that of an
 // slog.JSONHandler made with the same writer and options, but which encodes
 // the common record itself, without allocating: a record with a time in years
-// 0-9999 and attributes of kinds String, Int64, Uint64, Bool and Duration
-// only, from a handler without ReplaceAttr or AddSource and not derived with
+// 0-9999 and attributes of kinds String, Int64, Uint64, Bool, Duration and
+// Float64 (without an exponent in JSON: magnitudes 1e-6 to 1e21, and 0) only, from a handler without ReplaceAttr or AddSource and not derived with
 // WithAttrs or WithGroup (those return the slog.JSONHandler's own). Anything
 // else is handed to the slog.JSONHandler it wraps.
 //
@@ -144,6 +145,17 @@ func appendJSONRecord(buf []byte, r slog.Record) ([]byte, bool) {
 			// Nanoseconds, as json.Marshal writes a time.Duration.
 			buf = appendKey(buf, a.Key)
 			buf = strconv.AppendInt(buf, int64(v.Duration()), 10)
+		case slog.KindFloat64:
+			// As json.Marshal writes it where it uses no exponent (the
+			// access line's duration_ms); NaN, infinities and exponents
+			// are slog's.
+			f := v.Float64()
+			if abs := math.Abs(f); math.IsNaN(f) || abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+				ok = false
+				break
+			}
+			buf = appendKey(buf, a.Key)
+			buf = strconv.AppendFloat(buf, f, 'f', -1, 64)
 		default:
 			ok = false
 		}

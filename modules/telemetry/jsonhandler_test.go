@@ -46,7 +46,7 @@ func accessAttrs() []slog.Attr {
 		slog.String("method", "GET"),
 		slog.String("route", "/v1/items/:id"),
 		slog.Int("status", 200),
-		slog.Duration("duration", 1234567*time.Nanosecond),
+		slog.Float64("duration_ms", 1.234567),
 		slog.String("client", "10.0.0.7"),
 		slog.String("request_id", "01HV4Z8K6Q2YB3N5M7P9R1T3W5"),
 		slog.String("trace_id", "4bf92f3577b34da6a3ce929d0e0e4736"),
@@ -58,7 +58,7 @@ func TestJSONHandlerAccessLine(t *testing.T) {
 	r := newRecord(testTime, slog.LevelInfo, "request", accessAttrs()...)
 	fast, slow := handleBoth(t, nil, r)
 	const want = `{"time":"2024-03-09T17:04:05.123456789Z","level":"INFO","msg":"request",` +
-		`"method":"GET","route":"/v1/items/:id","status":200,"duration":1234567,"client":"10.0.0.7",` +
+		`"method":"GET","route":"/v1/items/:id","status":200,"duration_ms":1.234567,"client":"10.0.0.7",` +
 		`"request_id":"01HV4Z8K6Q2YB3N5M7P9R1T3W5","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"00f067aa0ba902b7"}` + "\n"
 	if fast != want || slow != want {
 		t.Errorf("access line:\nfast %q\nslog %q\nwant %q", fast, slow, want)
@@ -122,7 +122,12 @@ func TestJSONHandlerTable(t *testing.T) {
 		{"year -1", newRecord(time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC), slog.LevelInfo, "m"), false},
 		{"year 10000", newRecord(time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), slog.LevelInfo, "m"), false},
 		{"zero time", newRecord(time.Time{}, slog.LevelInfo, "m", slog.Int("a", 1)), false},
-		{"float", newRecord(testTime, slog.LevelInfo, "m", slog.Int("a", 1), slog.Float64("f", 1e21)), false},
+		{"floats", newRecord(testTime, slog.LevelInfo, "m", slog.Float64("zero", 0), slog.Float64("neg zero", math.Copysign(0, -1)),
+			slog.Float64("ms", 0.412), slog.Float64("small", 1e-6), slog.Float64("neg", -1234.5678), slog.Float64("big", 1e20)), true},
+		{"float 1e21", newRecord(testTime, slog.LevelInfo, "m", slog.Int("a", 1), slog.Float64("f", 1e21)), false},
+		{"float below 1e-6", newRecord(testTime, slog.LevelInfo, "m", slog.Float64("f", 9.99e-7)), false},
+		{"float NaN", newRecord(testTime, slog.LevelInfo, "m", slog.Float64("f", math.NaN())), false},
+		{"float -Inf", newRecord(testTime, slog.LevelInfo, "m", slog.Float64("f", math.Inf(-1))), false},
 		{"time attr", newRecord(testTime, slog.LevelInfo, "m", slog.Time("t", testTime)), false},
 		{"group", newRecord(testTime, slog.LevelInfo, "m", slog.Group("g", slog.Int("a", 1), slog.String("b", "x"))), false},
 		{"empty group", newRecord(testTime, slog.LevelInfo, "m", slog.Group("g"), slog.Int("a", 1)), true},
@@ -133,7 +138,7 @@ func TestJSONHandlerTable(t *testing.T) {
 		{"log valuer", newRecord(testTime, slog.LevelInfo, "m", slog.Any("v", valuer{})), false},
 		{"zero attr", newRecord(testTime, slog.LevelInfo, "m", slog.Attr{}, slog.Int("a", 1)), false},
 		{"fallback after many attrs", newRecord(testTime, slog.LevelInfo, "m",
-			append(accessAttrs(), slog.Float64("f", 0.5))...), false},
+			append(accessAttrs(), slog.Time("t", testTime))...), false},
 	}
 	for _, s := range specials {
 		tests = append(tests, struct {
@@ -445,7 +450,7 @@ func TestJSONHandlerConcurrent(t *testing.T) {
 	for g := range goroutines {
 		wg.Go(func() {
 			r := newRecord(testTime, slog.LevelInfo, "fast", accessAttrs()...)
-			s := newRecord(testTime, slog.LevelInfo, "slow", slog.Float64("f", float64(g)))
+			s := newRecord(testTime, slog.LevelInfo, "slow", slog.Time("t", testTime.Add(time.Duration(g))))
 			for i := range each {
 				switch i % 3 {
 				case 0:

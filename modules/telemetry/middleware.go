@@ -62,8 +62,8 @@ var durationBuckets = []float64{.005, .01, .025, .05, .075, .1, .25, .5, .75, 1,
 //     (or "_OTHER"), url.scheme, the route template (none when no route
 //     matched), the status and, for a 5xx, error.type;
 //   - is logged once at Info, after it is answered, as "request" with method,
-//     route, status, duration, client (the client IP), request_id, trace_id
-//     and span_id. The line is skipped when log is not enabled at Info.
+//     route, status, duration_ms (milliseconds, a float), client (the client
+//     IP), request_id, trace_id and span_id. The line is skipped when log is not enabled at Info.
 //
 // The stage sits inside the recover stage: a panic is recorded as a 500 (span
 // and metrics) and goes on, untouched, to the recover stage, which answers it.
@@ -204,7 +204,7 @@ func (s *serverStage) finish(inbound, ctx context.Context, c *gin.Context, span 
 		slog.String("method", c.Request.Method),
 		slog.String("route", c.FullPath()),
 		slog.Int("status", status),
-		slog.Duration("duration", elapsed),
+		slog.Float64("duration_ms", float64(elapsed)/float64(time.Millisecond)),
 		slog.String("client", clientip.Of(c)),
 		slog.String("request_id", requestid.From(c)),
 		slog.String("trace_id", traceID),

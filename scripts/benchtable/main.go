@@ -313,6 +313,10 @@ var units = []string{
 	"req/s", "decisions/s", "calls/retry-interval", "admitted/retry-interval",
 }
 
+// ratioPeers is the order of the ratios' columns by the peer they divide
+// (meshkit/bare-rps before naive/bare-rps); others come after, by name.
+var ratioPeers = []string{"meshkit", "naive"}
+
 // peers is the order of the peers' columns; others come after, by name.
 var peers = []string{"", "bare", "naive", "without", "with", "stage", "meshkit", "redis_rate", "peer", "peer-nokeys"}
 
@@ -347,6 +351,13 @@ func compareColumns(a, b string) int {
 			return 1
 		}
 		return -1
+	} else if ra {
+		// The template's own ratios first, whatever the service is named.
+		na, _, _ := strings.Cut(a, "/")
+		nb, _, _ := strings.Cut(b, "/")
+		if c := cmp.Compare(rank(ratioPeers, na), rank(ratioPeers, nb)); c != 0 {
+			return c
+		}
 	}
 	pa, ua := splitMetric(a)
 	pb, ub := splitMetric(b)

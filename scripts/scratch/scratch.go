@@ -26,7 +26,7 @@ import (
 )
 
 // InCopy is the environment variable set for the commands run in a copy.
-const InCopy = "MESHKIT_SCRATCH_COPY"
+const InCopy = "SCRATCH_COPY"
 
 // SkipInCopy skips a scratch-copy test when it runs inside a copy made by
 // another: the outer run is the one that counts.

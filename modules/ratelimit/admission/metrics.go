@@ -13,12 +13,12 @@ const meterName = "github.com/meshkit/meshkit/modules/ratelimit/admission"
 
 // Metrics are the admission stage's instruments:
 //
-//   - meshkit.admission.sheds, a counter of shed requests by priority (the
+//   - admission.sheds, a counter of shed requests by priority (the
 //     class) and reason ("queue_full", "evicted", "queue_timeout",
 //     "client_share": its client held its share of the limit while others
 //     needed the rest, "gone": the request ended while it waited);
-//   - meshkit.admission.inflight, meshkit.admission.limit and
-//     meshkit.admission.queue, gauges of the requests in progress, the
+//   - admission.inflight, admission.limit and
+//     admission.queue, gauges of the requests in progress, the
 //     concurrency limit and the requests waiting, observed at collection.
 //
 // A nil *Metrics records nothing.
@@ -36,7 +36,7 @@ type shedKey struct {
 // NewMetrics makes the instruments on mp's meter, the gauges observing ctrl.
 func NewMetrics(mp metric.MeterProvider, ctrl *Controller) (*Metrics, error) {
 	meter := mp.Meter(meterName)
-	sheds, err := meter.Int64Counter("meshkit.admission.sheds",
+	sheds, err := meter.Int64Counter("admission.sheds",
 		metric.WithDescription("Requests shed by the admission stage, by priority class and reason."),
 		metric.WithUnit("{request}"))
 	if err != nil {
@@ -49,17 +49,17 @@ func NewMetrics(mp metric.MeterProvider, ctrl *Controller) (*Metrics, error) {
 				attribute.String("priority", class.String()), attribute.String("reason", reason)))}
 		}
 	}
-	inflight, err := meter.Int64ObservableGauge("meshkit.admission.inflight",
+	inflight, err := meter.Int64ObservableGauge("admission.inflight",
 		metric.WithDescription("Requests admitted and in progress."), metric.WithUnit("{request}"))
 	if err != nil {
 		return nil, err
 	}
-	limit, err := meter.Int64ObservableGauge("meshkit.admission.limit",
+	limit, err := meter.Int64ObservableGauge("admission.limit",
 		metric.WithDescription("The concurrency limit: adaptive, or SERVICE_OVERLOAD_MAX_INFLIGHT."), metric.WithUnit("{request}"))
 	if err != nil {
 		return nil, err
 	}
-	queue, err := meter.Int64ObservableGauge("meshkit.admission.queue",
+	queue, err := meter.Int64ObservableGauge("admission.queue",
 		metric.WithDescription("Requests waiting for admission."), metric.WithUnit("{request}"))
 	if err != nil {
 		return nil, err

@@ -247,10 +247,10 @@ func TestShedRequestsAreCountedAndReachNoHandler(t *testing.T) {
 	}
 	got := h.collect(t)
 	want := map[string]int64{
-		"meshkit.admission.sheds/low/queue_full": 3,
-		"meshkit.admission.inflight":             9,
-		"meshkit.admission.limit":                10,
-		"meshkit.admission.queue":                0,
+		"admission.sheds/low/queue_full": 3,
+		"admission.inflight":             9,
+		"admission.limit":                10,
+		"admission.queue":                0,
 	}
 	for k, v := range want {
 		if got[k] != v {
@@ -270,7 +270,7 @@ func TestAClientPastItsShareIsShedAndOthersFindRoom(t *testing.T) {
 	wantShed(t, h.shed(t, "/hold", dave), "dave past his share")
 	h.hold(t, 2, "/hold", map[string]string{subjectHeader: "erin"})
 	h.hold(t, 1, "/hold-critical", map[string]string{subjectHeader: "frank", admission.HeaderPriority: "critical"}) // the reserve
-	if got := h.collect(t); got["meshkit.admission.sheds/normal/client_share"] != 1 || got["meshkit.admission.inflight"] != 10 {
+	if got := h.collect(t); got["admission.sheds/normal/client_share"] != 1 || got["admission.inflight"] != 10 {
 		t.Errorf("metrics %v, want one normal request shed for client_share and 10 in progress", got)
 	}
 }
