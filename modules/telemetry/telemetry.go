@@ -29,11 +29,17 @@ type Config struct {
 	LogFormat string `yaml:"log_format" env:"SERVICE_LOG_FORMAT"`
 	// LogLevel is "debug", "info" (default), "warn" or "error".
 	LogLevel string `yaml:"log_level" env:"SERVICE_LOG_LEVEL"`
+	// ResponseTraceHeader is whether responses tell the caller their trace:
+	// "none" (default), "traceparent" (a W3C traceparent header) or
+	// "server-timing" (Server-Timing: traceparent;desc="00-..."). The
+	// inbound tracestate is never echoed. CORS exposes the header to
+	// browsers only when it is chosen.
+	ResponseTraceHeader string `yaml:"response_trace_header" env:"SERVICE_TELEMETRY_RESPONSE_TRACE_HEADER"`
 }
 
 // DefaultConfig returns the embedded defaults.
 func DefaultConfig() Config {
-	return Config{LogFormat: "json", LogLevel: "info"}
+	return Config{LogFormat: "json", LogLevel: "info", ResponseTraceHeader: ResponseTraceHeaderNone}
 }
 
 // Validate reports an invalid setting, naming its variable.
@@ -44,6 +50,11 @@ func (c Config) Validate() error {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		return fmt.Errorf("SERVICE_LOG_LEVEL=%q: must be debug, info, warn or error", c.LogLevel)
+	}
+	switch c.ResponseTraceHeader {
+	case "", ResponseTraceHeaderNone, ResponseTraceHeaderTraceparent, ResponseTraceHeaderServerTiming: // "": none
+	default:
+		return fmt.Errorf("SERVICE_TELEMETRY_RESPONSE_TRACE_HEADER=%q: must be none, traceparent or server-timing", c.ResponseTraceHeader)
 	}
 	return nil
 }
