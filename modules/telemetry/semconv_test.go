@@ -3,6 +3,7 @@ package telemetry_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,10 +11,13 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"go.opentelemetry.io/otel/codes"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/meshkit/meshkit/internal/buildinfo"
 	"github.com/meshkit/meshkit/internal/route"
+	"github.com/meshkit/meshkit/modules/httpserver"
 	"github.com/meshkit/meshkit/modules/telemetry"
 )
 
@@ -225,5 +229,44 @@ func TestPanicAndErrorLinesHaveUniqueKeys(t *testing.T) {
 	}
 	if found != 2 {
 		t.Errorf("%d panic or error lines, want 2:\n%s", found, h.logs.String())
+	}
+}
+
+// CORS exposes a trace header to the page only when it is opted in: none
+// by default, traceparent or Server-Timing when chosen.
+func TestCORSExposesOnlyTheOptedInTraceHeader(t *testing.T) {
+	for _, tt := range []struct {
+		mode, exposed string // exposed: "" for none
+	}{
+		{telemetry.ResponseTraceHeaderNone, ""},
+		{telemetry.ResponseTraceHeaderTraceparent, "traceparent"},
+		{telemetry.ResponseTraceHeaderServerTiming, "server-timing"},
+	} {
+		t.Run(tt.mode, func(t *testing.T) {
+			tp := sdktrace.NewTracerProvider()
+			t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+			log := slog.New(slog.DiscardHandler)
+			stage, err := telemetry.NewServerMiddleware(tp, metricnoop.NewMeterProvider(), telemetry.NewPropagator(), log,
+				telemetry.WithResponseTraceHeader(tt.mode))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := httpserver.DefaultConfig()
+			cfg.CORS.AllowedOrigins = []string{"https://app.example.com"}
+			srv, err := httpserver.New(cfg, log, testRoutes(log), append(httpserver.DefaultMiddleware(cfg, log), stage...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := serve(srv.APIHandler(), http.MethodGet, "/items/1", map[string]string{"Origin": "https://app.example.com"})
+			expose := strings.ToLower(rec.Header().Get("Access-Control-Expose-Headers"))
+			if !strings.Contains(expose, "x-request-id") {
+				t.Fatalf("Access-Control-Expose-Headers %q: not a CORS answer", expose)
+			}
+			for _, h := range []string{"traceparent", "server-timing", "tracestate"} {
+				if got, want := strings.Contains(expose, h), h == tt.exposed; got != want {
+					t.Errorf("Access-Control-Expose-Headers %q: %s exposed %v, want %v", expose, h, got, want)
+				}
+			}
+		})
 	}
 }
