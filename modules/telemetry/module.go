@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,16 +53,23 @@ var Module = fx.Module("telemetry",
 		route.AsRoutes(MetricsRoutes),
 		route.AsMiddleware(newModuleServerMiddleware),
 	),
-	fx.Invoke(InstallPropagator, InstallErrorHandler),
+	// The error handler first: the providers' construction may already
+	// report through it.
+	fx.Invoke(InstallErrorHandler, InstallPropagator),
 )
 
 // newModuleResource is [NewResource]; a malformed OTEL_RESOURCE_ATTRIBUTES
-// is left out and reported at Warn, as the specification says, not a
-// reason to stop.
+// is left out whole and reported at Warn, as the specification says, not a
+// reason to stop. The variable is then removed from the process's
+// environment: the SDK's providers read it again themselves (keeping the
+// pairs they can parse), and must find nothing.
 func newModuleResource(log *slog.Logger) (*resource.Resource, error) {
 	res, err := NewResource(context.Background())
 	if errors.Is(err, ErrMalformedResourceAttributes) {
 		log.Warn("telemetry: OTEL_RESOURCE_ATTRIBUTES left out", slog.String("error", err.Error()))
+		if err := os.Unsetenv("OTEL_RESOURCE_ATTRIBUTES"); err != nil {
+			return nil, fmt.Errorf("telemetry: leave OTEL_RESOURCE_ATTRIBUTES out: %w", err)
+		}
 		return res, nil
 	}
 	return res, err
@@ -167,12 +175,27 @@ func NewTracerProviderFx(p TracerProviderParams) (TracerProviderResult, error) {
 		p.Log.Info("tracing: exporting spans over OTLP", slog.String("endpoint", env.Endpoint),
 			slog.String("protocol", env.Protocol), slog.String("sampler", env.Sampler))
 	}
-	p.Lifecycle.Append(fx.StopHook(func(ctx context.Context) {
+	p.Lifecycle.Append(fx.StopHook(func(stopCtx context.Context) {
+		ctx, cancel := flushContext(stopCtx)
+		defer cancel()
 		if err := shutdownTracerProvider(ctx, tp); err != nil {
 			p.Log.Error("telemetry: spans not flushed at shutdown", slog.String("error", err.Error()))
 		}
 	}))
 	return TracerProviderResult{TracerProvider: tp, SDKTracerProvider: tp}, nil
+}
+
+// flushContext is the part of the stop context a flush may take: all but a
+// margin (a quarter of what is left, at most a second), so that a collector
+// that cannot be reached uses up the flush's time, not the whole stop's,
+// and the app's stop still ends within its budget.
+func flushContext(stop context.Context) (context.Context, context.CancelFunc) {
+	deadline, ok := stop.Deadline()
+	if !ok {
+		return context.WithCancel(stop)
+	}
+	left := time.Until(deadline)
+	return context.WithTimeout(stop, left-min(left/4, time.Second))
 }
 
 // MeterProviderResult is what NewMeterProviderFx provides.

@@ -177,7 +177,7 @@ func TestMalformedResourceAttributesAreDiscardedAndReported(t *testing.T) {
 	app.RequireStart().RequireStop()
 	var warned int
 	for _, rec := range logs.Records(t) {
-		if rec["level"] == "WARN" && strings.Contains(rec["error"].(string), "OTEL_RESOURCE_ATTRIBUTES=") {
+		if msg, _ := rec["error"].(string); rec["level"] == "WARN" && strings.Contains(msg, "OTEL_RESOURCE_ATTRIBUTES=") {
 			warned++
 		}
 	}
