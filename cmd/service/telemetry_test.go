@@ -26,7 +26,7 @@ import (
 // its own attributes as strings (ints in decimal).
 type exportedSpan struct {
 	name, traceID, scopeVersion string
-	resource, attrs              map[string]string
+	resource, attrs             map[string]string
 }
 
 // spanReceiver is an OTLP/HTTP trace receiver on loopback that keeps whole
