@@ -87,6 +87,14 @@ func (h *LogHandler) Handle(ctx context.Context, r slog.Record) error {
 	if ctx == nil {
 		return h.grouped.Handle(ctx, r)
 	}
+	sc := trace.SpanContextFromContext(ctx)
+	id := requestid.FromContext(ctx)
+	if c, ok := ctx.(*gin.Context); ok && id == "" && c.Request != nil {
+		id = requestid.From(c)
+	}
+	if !sc.IsValid() && id == "" {
+		return h.grouped.Handle(ctx, r)
+	}
 	has := h.has
 	if len(h.nested) == 0 { // the record's own attributes are at the top level
 		r.Attrs(func(a slog.Attr) bool {
@@ -96,25 +104,17 @@ func (h *LogHandler) Handle(ctx context.Context, r slog.Record) error {
 	}
 	var ids [3]slog.Attr
 	n := 0
-	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
-		if has&hasTraceID == 0 {
-			ids[n] = slog.String(logKeyTraceID, sc.TraceID().String())
-			n++
-		}
-		if has&hasSpanID == 0 {
-			ids[n] = slog.String(logKeySpanID, sc.SpanID().String())
-			n++
-		}
+	if sc.IsValid() && has&hasTraceID == 0 {
+		ids[n] = slog.String(logKeyTraceID, sc.TraceID().String())
+		n++
 	}
-	if has&hasRequestID == 0 {
-		id := requestid.FromContext(ctx)
-		if c, ok := ctx.(*gin.Context); ok && id == "" && c.Request != nil {
-			id = requestid.From(c)
-		}
-		if id != "" {
-			ids[n] = slog.String(logKeyRequestID, id)
-			n++
-		}
+	if sc.IsValid() && has&hasSpanID == 0 {
+		ids[n] = slog.String(logKeySpanID, sc.SpanID().String())
+		n++
+	}
+	if id != "" && has&hasRequestID == 0 {
+		ids[n] = slog.String(logKeyRequestID, id)
+		n++
 	}
 	switch {
 	case n == 0:
