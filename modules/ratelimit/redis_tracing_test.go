@@ -211,6 +211,9 @@ func TestNewConnectionsPutNoSetUpSpansInTheTrace(t *testing.T) {
 		if n := strings.ToLower(s.Name()); n == "hello" || n == "client" {
 			t.Errorf("span %q of connection set-up", s.Name())
 		}
+		if s.Name() == DecisionSpanName && s.InstrumentationScope().Version == "" {
+			t.Errorf("span %q: its instrumentation scope has no version", s.Name())
+		}
 	}
 	if len(names) < 3 { // the request's, the decision's, at least one command's
 		t.Errorf("spans %v, want the decision's and its commands'", names)
