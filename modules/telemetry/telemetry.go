@@ -9,8 +9,15 @@
 // (grpc or http/protobuf, the default); OTEL_TRACES_SAMPLER and
 // OTEL_TRACES_SAMPLER_ARG (always_on, always_off, traceidratio or their
 // parentbased_ forms; default parentbased_always_on); OTEL_TRACES_EXPORTER
-// (otlp, the default, or none). Metrics are served in the Prometheus text
-// format at the admin listener's GET /metrics, from a registry of their own.
+// (otlp, the default, or none); OTEL_EXPORTER_OTLP_INSECURE (for a gRPC
+// endpoint given without a scheme); OTEL_SDK_DISABLED (true: no-op
+// providers); OTEL_PROPAGATORS (tracecontext, baggage or none). Metrics are
+// served in the Prometheus text format at the admin listener's GET
+// /metrics, from a registry of their own (OTEL_METRICS_EXPORTER: prometheus
+// or none); the log is JSON on standard error (OTEL_LOGS_EXPORTER: console
+// or none). Enumerations are read in any case; a value the service cannot
+// honour stops start-up, naming its variable. The response trace header is
+// [Config]'s ResponseTraceHeader.
 //
 // Swappable with fx.Decorate or fx.Replace: [Config], *slog.Logger,
 // trace.TracerProvider, metric.MeterProvider, propagation.TextMapPropagator,
