@@ -43,6 +43,9 @@ const (
 	// 502 problem; 503 when no upstream is configured, 504 when the request's
 	// deadline passes first.
 	UpstreamPath = "/apptest/upstream"
+	// PanicPath answers GET by panicking, for the tests of what a panic
+	// leaves: a 500 problem, a log line, an Error span.
+	PanicPath = "/apptest/panic"
 )
 
 // Module registers the configuration section "apptest" ([Config]:
@@ -91,6 +94,7 @@ func (h *Handlers) Routes() []route.Route {
 		{Method: http.MethodGet, Path: HelloPath, Handler: Hello, Policy: policy},
 		{Method: http.MethodPost, Path: EchoPath, Handler: Echo, Policy: policy},
 		{Method: http.MethodGet, Path: UpstreamPath, Handler: h.Upstream, Policy: policy},
+		{Method: http.MethodGet, Path: PanicPath, Handler: func(*gin.Context) { panic("apptest: panic on purpose") }, Policy: policy},
 	}
 }
 

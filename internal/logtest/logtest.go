@@ -36,11 +36,15 @@ func (b *Buffer) Lines() []string {
 }
 
 // Records decodes the lines written so far as JSON records, failing t on a
-// line that is not one.
+// line that is not one, or that has a key twice in one object
+// ([CheckStrictJSON]).
 func (b *Buffer) Records(t testing.TB) []map[string]any {
 	t.Helper()
 	var recs []map[string]any
 	for _, line := range b.Lines() {
+		if err := CheckStrictJSON([]byte(line)); err != nil {
+			t.Errorf("log line %q: %v", line, err)
+		}
 		var rec map[string]any
 		if err := json.Unmarshal([]byte(line), &rec); err != nil {
 			t.Fatalf("log line %q: %v", line, err)

@@ -17,6 +17,11 @@ import (
 // gets no CORS headers (the browser then keeps the answer from the page); a
 // preflight from one gets a 403 problem rather than gin-contrib/cors's bare
 // 403. With no origins configured the stage is left out of every chain.
+//
+// A trace header on the response (traceparent or Server-Timing, which the
+// telemetry stage, before this one, sets only when
+// SERVICE_TELEMETRY_RESPONSE_TRACE_HEADER asks for it) is exposed to the
+// page only when it is there: CORS never exposes what was not opted in.
 func corsStage(cfg CORSConfig) []route.Middleware {
 	if len(cfg.AllowedOrigins) == 0 {
 		return nil
@@ -30,7 +35,7 @@ func corsStage(cfg CORSConfig) []route.Middleware {
 		AllowAllOrigins:  anyOrigin,
 		AllowMethods:     []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
 		AllowHeaders:     []string{"Origin", "Content-Type", "Authorization", "X-Request-ID", "X-Request-Priority", "traceparent", "tracestate", "baggage"},
-		ExposeHeaders:    []string{"X-Request-ID", "RateLimit", "RateLimit-Policy", "Retry-After", "traceparent"},
+		ExposeHeaders:    []string{"X-Request-ID", "RateLimit", "RateLimit-Policy", "Retry-After"},
 		AllowCredentials: cfg.AllowCredentials,
 		MaxAge:           cfg.MaxAge,
 	}
@@ -42,6 +47,7 @@ func corsStage(cfg CORSConfig) []route.Middleware {
 		origin := c.Request.Header.Get("Origin")
 		if origin == "" || anyOrigin || allowed[strings.ToLower(origin)] {
 			apply(c)
+			exposeTraceHeaders(c.Writer.Header())
 			return
 		}
 		if c.Request.Method == http.MethodOptions && c.Request.Header.Get("Access-Control-Request-Method") != "" {
@@ -53,4 +59,21 @@ func corsStage(cfg CORSConfig) []route.Middleware {
 		Stage:    route.StageCORS,
 		ForRoute: func(route.Policy) gin.HandlerFunc { return handler },
 	}}
+}
+
+// optInTraceHeaders are the response headers that tell the caller its trace,
+// set only when the service is configured to.
+var optInTraceHeaders = []string{"Traceparent", "Server-Timing"}
+
+// exposeTraceHeaders adds to Access-Control-Expose-Headers the opt-in trace
+// headers h already has, when h is a CORS answer.
+func exposeTraceHeaders(h http.Header) {
+	if h.Get("Access-Control-Allow-Origin") == "" || h.Get("Access-Control-Expose-Headers") == "" {
+		return
+	}
+	for _, name := range optInTraceHeaders {
+		if _, ok := h[name]; ok {
+			h.Set("Access-Control-Expose-Headers", h.Get("Access-Control-Expose-Headers")+","+name)
+		}
+	}
 }

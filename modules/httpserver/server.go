@@ -31,6 +31,7 @@ type Server struct {
 	draining   atomic.Bool // set by StartDraining: responses carry Connection: close
 	stopping   atomic.Bool // set by Stop before it closes the listeners
 	conns      connStates
+	handlers   atomic.Int64 // requests whose handler chain is running
 
 	mu                 sync.Mutex
 	apiAddr, adminAddr net.Addr
@@ -84,7 +85,7 @@ func New(cfg Config, log *slog.Logger, routes []route.Route, middleware []route.
 
 func (s *Server) newHTTPServer(h http.Handler, backstop time.Duration) *http.Server {
 	return &http.Server{
-		Handler:           closeConnections{next: h, draining: &s.draining, maxAge: s.cfg.MaxConnectionAge},
+		Handler:           closeConnections{next: h, draining: &s.draining, maxAge: s.cfg.MaxConnectionAge, running: &s.handlers},
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       cmp.Or(s.cfg.ReadTimeout, backstop),
 		WriteTimeout:      cmp.Or(s.cfg.WriteTimeout, backstop),
@@ -110,13 +111,19 @@ func (s *Server) newHTTPServer(h http.Handler, backstop time.Duration) *http.Ser
 // once the server is draining, and for a connection older than maxAge (when
 // positive): net/http honours a handler's Connection: close, and over HTTP/2
 // sends GOAWAY.
+//
+// It also counts the requests whose handlers are running, for Stop to wait
+// for those the shutdown timeout cut off.
 type closeConnections struct {
 	next     http.Handler
 	draining *atomic.Bool
 	maxAge   time.Duration
+	running  *atomic.Int64
 }
 
 func (h closeConnections) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.running.Add(1)
+	defer h.running.Add(-1)
 	if h.draining.Load() || h.tooOld(r) {
 		w.Header().Set("Connection", "close")
 	}
@@ -208,9 +215,16 @@ func (s *Server) StartDraining() {
 	}
 }
 
+// CutOffGrace bounds how long Stop waits, after the shutdown timeout closed
+// the connections of requests still running, for their handlers to return
+// (their contexts are cancelled): so that the telemetry stopped after the
+// server has their spans and access lines.
+const CutOffGrace = 2 * time.Second
+
 // Stop stops accepting connections and waits for in-flight requests, at most
 // SERVICE_SHUTDOWN_TIMEOUT (or until ctx ends). When requests are still running
-// then, their connections are closed and an error says so.
+// then, their connections are closed, Stop waits at most [CutOffGrace] more
+// (within ctx) for their handlers to return, and an error says so.
 //
 // It closes the listeners itself and waits until every connection is idle
 // before it calls http.Server.Shutdown, which closes the idle ones: Shutdown
@@ -218,8 +232,8 @@ func (s *Server) StartDraining() {
 // connection accepted just before the listener closed (golang/go#75591).
 // Responses close their connections from the start of Stop, as after
 // StartDraining.
-func (s *Server) Stop(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.ShutdownTimeout)
+func (s *Server) Stop(stopCtx context.Context) error {
+	ctx, cancel := context.WithTimeout(stopCtx, s.cfg.ShutdownTimeout)
 	defer cancel()
 	s.StartDraining()
 	s.closeListeners()
@@ -239,10 +253,33 @@ func (s *Server) Stop(ctx context.Context) error {
 	}
 	wg.Wait()
 	if err := errors.Join(append(errs, err)...); err != nil {
+		if n := s.waitHandlers(stopCtx, CutOffGrace); n > 0 {
+			s.log.Warn("http server stopped with handlers still running", slog.Int64("handlers", n))
+		}
 		return fmt.Errorf("httpserver: requests still running when the shutdown timeout (%s) passed: %w", s.cfg.ShutdownTimeout, err)
 	}
 	s.log.Info("http server stopped")
 	return nil
+}
+
+// waitHandlers waits until no handler runs, at most grace or until ctx
+// ends, and returns how many still run.
+func (s *Server) waitHandlers(ctx context.Context, grace time.Duration) int64 {
+	ctx, cancel := context.WithTimeout(ctx, grace)
+	defer cancel()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		n := s.handlers.Load()
+		if n == 0 {
+			return 0
+		}
+		select {
+		case <-ctx.Done():
+			return n
+		case <-tick.C:
+		}
+	}
 }
 
 // closeListeners closes both listeners, so that new connections are

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -377,3 +378,45 @@ func newRecorder() *recorder { return &recorder{header: http.Header{}} }
 func (r *recorder) Header() http.Header         { return r.header }
 func (r *recorder) Write(b []byte) (int, error) { return len(b), nil }
 func (r *recorder) WriteHeader(status int)      { r.status = status }
+
+// A handler the shutdown timeout cut off has its context cancelled, and Stop
+// waits (at most CutOffGrace) for it to return, so that what runs after the
+// server's stop (the telemetry flush) sees its end.
+func TestStopWaitsForTheHandlersItCutOff(t *testing.T) {
+	entered := make(chan struct{})
+	var returned atomic.Bool
+	slow := route.Route{Method: http.MethodGet, Path: "/test/slow", Policy: route.Policy{Timeout: -1}, Handler: func(c *gin.Context) {
+		close(entered)
+		<-c.Request.Context().Done() // cancelled when Stop closes the connection
+		time.Sleep(200 * time.Millisecond)
+		returned.Store(true)
+	}}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := testConfig()
+	cfg.ShutdownTimeout = 100 * time.Millisecond
+	srv, err := httpserver.New(cfg, log, []route.Route{slow}, httpserver.DefaultMiddleware(cfg, log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	transport := &http.Transport{}
+	defer transport.CloseIdleConnections()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		resp, err := (&http.Client{Transport: transport}).Get("http://" + srv.APIAddr().String() + "/test/slow")
+		if err == nil {
+			_ = resp.Body.Close()
+		}
+	}()
+	<-entered
+	if err := srv.Stop(context.Background()); err == nil || !strings.Contains(err.Error(), "still running") {
+		t.Errorf("Stop = %v, want an error saying requests were still running", err)
+	}
+	if !returned.Load() {
+		t.Error("Stop returned before the handler it cut off had returned")
+	}
+	<-done
+}

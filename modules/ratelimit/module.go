@@ -93,7 +93,8 @@ func NewFx(p Params) (Limiter, error) {
 	if p.TracerProvider != nil {
 		// Only inside a request's trace: the breaker's probes start none.
 		err := redisotel.InstrumentTracing(client,
-			redisotel.WithTracerProvider(ChildSpansOnly(p.TracerProvider)), redisotel.WithDBStatement(false))
+			redisotel.WithTracerProvider(ChildSpansOnly(p.TracerProvider)), redisotel.WithDBStatement(false),
+			redisotel.WithCommandFilter(ConnectionSetupCommand), redisotel.WithCommandsFilter(ConnectionSetupPipeline))
 		if err != nil {
 			_ = client.Close()
 			return nil, fmt.Errorf("ratelimit: redis tracing: %w", err)

@@ -164,7 +164,7 @@ func NewRedis(client redis.UniversalClient, o RedisOptions) *Redis {
 		o.TracerProvider = noop.NewTracerProvider()
 	}
 	r := &Redis{
-		tracer:  o.TracerProvider.Tracer(meterName),
+		tracer:  o.TracerProvider.Tracer(meterName, trace.WithInstrumentationVersion(buildinfo.Version())),
 		client:  client,
 		perKey:  isSharded(client),
 		script:  redis.NewScript(gcraScript),

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -182,4 +184,58 @@ func newTracedRedis(t *testing.T, tp trace.TracerProvider, addr string) (Config,
 	lc.RequireStart()
 	t.Cleanup(lc.RequireStop)
 	return cfg, l
+}
+
+// A new pooled connection's set-up (HELLO, CLIENT SETINFO, CLIENT
+// MAINT_NOTIFICATIONS, which an older server refuses and go-redis ignores)
+// puts no span, and so no Error span, into the request's trace.
+func TestNewConnectionsPutNoSetUpSpansInTheTrace(t *testing.T) {
+	rec, tp := newSpanRecorder(t)
+	cfg, l := newTracedRedis(t, tp, redistest.Addr(t))
+	ctx, parent := tp.Tracer("test").Start(context.Background(), "GET /v1/hello")
+	if _, err := l.Allow(ctx, "client-new-conn", cfg.Limit()); err != nil {
+		t.Fatal(err)
+	}
+	parent.End()
+	var names []string
+	for _, s := range rec.Ended() {
+		names = append(names, s.Name())
+		if s.Status().Code == codes.Error {
+			t.Errorf("span %q has status Error (%s)", s.Name(), s.Status().Description)
+		}
+		for _, a := range s.Attributes() {
+			if v := strings.ToLower(a.Value.String()); strings.Contains(v, "setinfo") || strings.Contains(v, "maint_notifications") {
+				t.Errorf("span %q of connection set-up: %s=%s", s.Name(), a.Key, a.Value.String())
+			}
+		}
+		if n := strings.ToLower(s.Name()); n == "hello" || n == "client" {
+			t.Errorf("span %q of connection set-up", s.Name())
+		}
+		if s.Name() == DecisionSpanName && s.InstrumentationScope().Version == "" {
+			t.Errorf("span %q: its instrumentation scope has no version", s.Name())
+		}
+	}
+	if len(names) < 3 { // the request's, the decision's, at least one command's
+		t.Errorf("spans %v, want the decision's and its commands'", names)
+	}
+}
+
+func TestConnectionSetupCommand(t *testing.T) {
+	ctx := context.Background()
+	for _, tt := range []struct {
+		cmd  redis.Cmder
+		want bool
+	}{
+		{redis.NewStatusCmd(ctx, "hello", 3), true},
+		{redis.NewStatusCmd(ctx, "CLIENT", "SETINFO", "LIB-NAME", "go-redis"), true},
+		{redis.NewStatusCmd(ctx, "client", "maint_notifications", "on"), true},
+		{redis.NewStatusCmd(ctx, "auth", "pw"), true},
+		{redis.NewStatusCmd(ctx, "client", "list"), false},
+		{redis.NewStatusCmd(ctx, "evalsha", "abc", 1, "k"), false},
+		{redis.NewStatusCmd(ctx, "ping"), false},
+	} {
+		if got := ConnectionSetupCommand(tt.cmd); got != tt.want {
+			t.Errorf("%v: %v, want %v", tt.cmd.Args(), got, tt.want)
+		}
+	}
 }

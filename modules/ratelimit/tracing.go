@@ -2,6 +2,10 @@ package ratelimit
 
 import (
 	"context"
+	"slices"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
@@ -78,4 +82,36 @@ func (t childTracer) Start(ctx context.Context, name string, opts ...trace.SpanS
 		return ctx, noop.Span{}
 	}
 	return t.tracer.Start(ctx, name, opts...)
+}
+
+// ConnectionSetupCommand reports whether cmd is one go-redis sends to set up
+// a new pooled connection (HELLO, AUTH, CLIENT SETINFO, CLIENT
+// MAINT_NOTIFICATIONS, CLIENT SETNAME, CLIENT TRACKING, SELECT, READONLY):
+// the limiter sends none of them itself. Given to redisotel as its command
+// filter, it keeps them out of the request's trace: a server older than the
+// client refuses some (SETINFO before Redis 7.2, MAINT_NOTIFICATIONS before
+// 8), go-redis ignores that, and their Error spans would only mislead.
+func ConnectionSetupCommand(cmd redis.Cmder) bool {
+	switch strings.ToLower(cmd.Name()) {
+	case "hello", "auth", "select", "readonly":
+		return true
+	case "client":
+		args := cmd.Args()
+		if len(args) < 2 {
+			return false
+		}
+		sub, _ := args[1].(string)
+		switch strings.ToLower(sub) {
+		case "setinfo", "maint_notifications", "setname", "tracking":
+			return true
+		}
+	}
+	return false
+}
+
+// ConnectionSetupPipeline reports whether a pipeline holds a command of
+// connection set-up ([ConnectionSetupCommand]): go-redis pipelines them when
+// it sets a connection up, and the limiter's own pipelines hold none.
+func ConnectionSetupPipeline(cmds []redis.Cmder) bool {
+	return slices.ContainsFunc(cmds, ConnectionSetupCommand)
 }

@@ -134,7 +134,7 @@ func (s Stage) charge(c *gin.Context) bool {
 // a new handshake.
 func (s Stage) refusePeer(c *gin.Context, err error) {
 	c.Header("Connection", "close")
-	s.Log.Debug("mTLS peer refused on an open connection", slog.Any("error", err), slog.String("client", c.ClientIP()))
+	s.Log.DebugContext(c.Request.Context(), "mTLS peer refused on an open connection", slog.Any("error", err), slog.String("client", c.ClientIP()))
 	if errors.Is(err, ErrPeerExpired) {
 		s.Metrics.failed(c.Request.Context(), failurePeerExpired)
 		challenge(c, "", "the client certificate has expired")
@@ -151,7 +151,7 @@ func (s Stage) refuse(c *gin.Context, err error) {
 		reason = te.Reason
 	}
 	s.Metrics.tokenFailed(c.Request.Context(), reason)
-	s.Log.Debug("bearer token refused", slog.String("reason", reason), slog.String("client", c.ClientIP()))
+	s.Log.DebugContext(c.Request.Context(), "bearer token refused", slog.String("reason", reason), slog.String("client", c.ClientIP()))
 	challenge(c, "invalid_token", "the bearer token is not valid: "+reason)
 }
 

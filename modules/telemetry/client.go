@@ -15,7 +15,8 @@ import (
 const ClientTimeout = 30 * time.Second
 
 // NewHTTPClient returns the instrumented outbound client: every call makes a
-// client span named by its method ("GET"), child of the span in the
+// client span named by its method ("GET", or "HTTP" for a method the HTTP
+// semantic conventions do not know), child of the span in the
 // request's context, records the http.client.* metrics, and injects the
 // span and the context's baggage with prop (W3C traceparent and baggage).
 // Its transport is a clone of http.DefaultTransport, so it shares no
@@ -24,8 +25,9 @@ const ClientTimeout = 30 * time.Second
 // baggage and credentials wherever the upstream points). A nil tp, mp or
 // prop means OpenTelemetry's global one.
 func NewHTTPClient(tp trace.TracerProvider, mp metric.MeterProvider, prop propagation.TextMapPropagator) *http.Client {
+	known := newKnownMethods(nil)
 	opts := []otelhttp.Option{
-		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method }),
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return spanName(known.of(r.Method)) }),
 	}
 	if tp != nil {
 		opts = append(opts, otelhttp.WithTracerProvider(tp))

@@ -182,3 +182,34 @@ func TestHTTPClientDoesNotFollowRedirects(t *testing.T) {
 		t.Errorf("%d requests reached the server, want 1 (no redirect followed)", len(hits))
 	}
 }
+
+// A client span is named by its method when the conventions know it, "HTTP"
+// otherwise (a method such as QUERY would make a name per method a client of
+// the client chose).
+func TestClientSpanNameOfAnUnknownMethodIsHTTP(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	t.Cleanup(srv.Close)
+	client := telemetry.NewHTTPClient(tp, nil, propagation.NewCompositeTextMapPropagator())
+	defer client.CloseIdleConnections()
+	for _, method := range []string{http.MethodGet, "QUERY", http.MethodDelete} {
+		req, err := http.NewRequestWithContext(t.Context(), method, srv.URL, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+	}
+	var names []string
+	for _, s := range rec.Ended() {
+		names = append(names, s.Name())
+	}
+	if want := []string{"GET", "HTTP", "DELETE"}; len(names) != 3 || names[0] != want[0] || names[1] != want[1] || names[2] != want[2] {
+		t.Errorf("client spans %v, want %v", names, want)
+	}
+}

@@ -35,12 +35,9 @@ const exemplarFilterEnv = "OTEL_METRICS_EXEMPLAR_FILTER"
 //
 // The caller owns the provider: Shutdown it when done.
 func NewMeterProvider(res *resource.Resource) (*sdkmetric.MeterProvider, *prometheus.Registry, error) {
-	reg := prometheus.NewRegistry()
-	if err := errors.Join(
-		reg.Register(collectors.NewGoCollector()),
-		reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})),
-	); err != nil {
-		return nil, nil, fmt.Errorf("telemetry: register the runtime collectors: %w", err)
+	reg, err := newRuntimeRegistry()
+	if err != nil {
+		return nil, nil, err
 	}
 	exporter, err := otelprometheus.New(otelprometheus.WithRegisterer(reg))
 	if err != nil {
@@ -53,6 +50,19 @@ func NewMeterProvider(res *resource.Resource) (*sdkmetric.MeterProvider, *promet
 		opts = append(opts, sdkmetric.WithExemplarFilter(exemplar.AlwaysOffFilter))
 	}
 	return sdkmetric.NewMeterProvider(opts...), reg, nil
+}
+
+// newRuntimeRegistry returns a registry of its own with the Go runtime and
+// process collectors.
+func newRuntimeRegistry() (*prometheus.Registry, error) {
+	reg := prometheus.NewRegistry()
+	if err := errors.Join(
+		reg.Register(collectors.NewGoCollector()),
+		reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})),
+	); err != nil {
+		return nil, fmt.Errorf("telemetry: register the runtime collectors: %w", err)
+	}
+	return reg, nil
 }
 
 // MetricsRoutes serves reg in the Prometheus text format at GET /metrics on

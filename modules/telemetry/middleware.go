@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -21,6 +22,7 @@ import (
 	"go.opentelemetry.io/otel/semconv/v1.37.0/httpconv"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/meshkit/meshkit/internal/buildinfo"
 	"github.com/meshkit/meshkit/internal/clientip"
 	"github.com/meshkit/meshkit/internal/problem"
 	"github.com/meshkit/meshkit/internal/requestid"
@@ -31,11 +33,47 @@ import (
 const InstrumentationName = "github.com/meshkit/meshkit/modules/telemetry"
 
 // TraceResponseHeader is the response header that carries the request's
-// trace: the server span in the W3C traceparent format
-// ("00-<trace id>-<span id>-<flags>"), whatever the propagator. A client
-// quotes it to find the request's trace and logs. The inbound baggage is not
-// echoed.
+// trace when [ResponseTraceHeaderTraceparent] is chosen: the server span in
+// the W3C traceparent format ("00-<trace id>-<span id>-<flags>"), whatever
+// the propagator. A client quotes it to find the request's trace and logs.
+// The inbound tracestate and baggage are never echoed.
 const TraceResponseHeader = "traceparent"
+
+// ServerTimingHeader carries the request's trace when
+// [ResponseTraceHeaderServerTiming] is chosen:
+// `Server-Timing: traceparent;desc="00-<trace id>-<span id>-<flags>"`.
+const ServerTimingHeader = "Server-Timing"
+
+// The answers of SERVICE_TELEMETRY_RESPONSE_TRACE_HEADER: whether responses
+// tell the caller their trace, and how. W3C Trace Context (section 6.3) warns
+// that a trace header on responses tells anyone who calls the service its
+// trace IDs and sampling: none is the default.
+const (
+	ResponseTraceHeaderNone         = "none"
+	ResponseTraceHeaderTraceparent  = "traceparent"
+	ResponseTraceHeaderServerTiming = "server-timing"
+)
+
+// ServerOption adjusts the stage [NewServerMiddleware] returns.
+type ServerOption func(*serverStage)
+
+// WithResponseTraceHeader makes the stage answer with the request's trace in
+// the header mode names: [ResponseTraceHeaderNone] (the default),
+// [ResponseTraceHeaderTraceparent] or [ResponseTraceHeaderServerTiming]
+// ([Config.Validate] checks the name).
+func WithResponseTraceHeader(mode string) ServerOption {
+	return func(s *serverStage) { s.traceHeader = mode }
+}
+
+// WithKnownMethods replaces the HTTP methods the stage records as they are
+// (the conventions' GET, HEAD, POST, PUT, PATCH, DELETE, CONNECT, OPTIONS and
+// TRACE) with methods: any other is recorded as "_OTHER", so that a client
+// cannot grow the metrics' label sets. [Module] reads them from
+// OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS, a comma list, as the conventions
+// name it; "GET,HEAD,POST,PUT,PATCH,DELETE,OPTIONS,QUERY" adds QUERY.
+func WithKnownMethods(methods []string) ServerOption {
+	return func(s *serverStage) { s.methods = newKnownMethods(methods) }
+}
 
 // durationBuckets are the semantic conventions' advised boundaries of
 // http.server.request.duration, in seconds.
@@ -49,18 +87,24 @@ var durationBuckets = []float64{.005, .01, .025, .05, .075, .1, .25, .5, .75, 1,
 //   - continues the trace of its W3C traceparent and baggage (extracted with
 //     propagator; a malformed traceparent starts a new trace) in a server span
 //     named by the route template ("GET /v1/items/:id", or "GET" alone when no
-//     route matched). When sampled, the span has http.request.method,
-//     http.route, url.scheme, server.address and server.port,
-//     network.protocol.version, user_agent.original and
-//     http.response.status_code; the raw path and query are left out. A 5xx
-//     or a panic sets the span's status to Error;
+//     route matched, "HTTP" for a method not known). When sampled, the span
+//     has http.request.method, http.route, url.scheme, url.path, url.query
+//     (the values of known signature parameters redacted), server.address
+//     and server.port, client.address (the client IP),
+//     network.peer.address and network.peer.port, network.protocol.version,
+//     user_agent.original and http.response.status_code. A 5xx or a panic
+//     sets the span's status to Error, and a panic or the error of a 5xx
+//     left in c.Errors is recorded as the span's exception event. A request
+//     whose client went away before any answer has no status code, but
+//     error.type "canceled" (and status 0 in the access log);
 //   - carries the span in its context (c.Request.Context(), and so c itself)
 //     for the stages and the handler after it;
-//   - answers with the span in the [TraceResponseHeader];
+//   - answers with the span in a response header only when asked
+//     ([WithResponseTraceHeader]); the inbound tracestate is never echoed;
 //   - is counted in http.server.active_requests and measured in
 //     http.server.request.duration, with bounded attributes only: the method
-//     (or "_OTHER"), url.scheme, the route template (none when no route
-//     matched), the status and, for a 5xx, error.type;
+//     (or "_OTHER"), url.scheme, network.protocol.version, the route template
+//     (none when no route matched), the status and, for a 5xx, error.type;
 //   - is logged once at Info, after it is answered, as "request" with method,
 //     route, status, duration_ms (milliseconds, a float), client (the client
 //     IP), request_id, trace_id and span_id. The line is skipped when log is not enabled at Info.
@@ -71,18 +115,23 @@ var durationBuckets = []float64{.005, .01, .025, .05, .075, .1, .25, .5, .75, 1,
 // status the recover stage will answer it with.
 //
 // It fails only when an instrument cannot be created.
-func NewServerMiddleware(tp trace.TracerProvider, mp metric.MeterProvider, propagator propagation.TextMapPropagator, log *slog.Logger) ([]route.Middleware, error) {
-	meter := mp.Meter(InstrumentationName, metric.WithSchemaURL(semconv.SchemaURL))
+func NewServerMiddleware(tp trace.TracerProvider, mp metric.MeterProvider, propagator propagation.TextMapPropagator, log *slog.Logger, opts ...ServerOption) ([]route.Middleware, error) {
+	meter := mp.Meter(InstrumentationName, metric.WithSchemaURL(semconv.SchemaURL), metric.WithInstrumentationVersion(buildinfo.Version()))
 	duration, err := httpconv.NewServerRequestDuration(meter, metric.WithExplicitBucketBoundaries(durationBuckets...))
 	if err != nil {
 		return nil, errors.Join(errors.New("telemetry: the http.server.request.duration histogram"), err)
 	}
 	s := &serverStage{
-		tracer:     tp.Tracer(InstrumentationName, trace.WithSchemaURL(semconv.SchemaURL)),
-		propagator: propagator,
-		log:        log,
-		duration:   duration.Inst(),
-		startOpts:  []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)},
+		tracer:      tp.Tracer(InstrumentationName, trace.WithSchemaURL(semconv.SchemaURL), trace.WithInstrumentationVersion(buildinfo.Version())),
+		propagator:  propagator,
+		log:         log,
+		duration:    duration.Inst(),
+		startOpts:   []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)},
+		traceHeader: ResponseTraceHeaderNone,
+		methods:     newKnownMethods(nil),
+	}
+	for _, opt := range opts {
+		opt(s)
 	}
 	if err := s.observeActive(meter); err != nil {
 		return nil, errors.Join(errors.New("telemetry: the http.server.active_requests counter"), err)
@@ -106,6 +155,10 @@ type serverStage struct {
 	log        *slog.Logger
 	duration   metric.Float64Histogram
 	startOpts  []trace.SpanStartOption
+	// traceHeader is the response trace header mode (ResponseTraceHeader*).
+	traceHeader string
+	// methods are the methods recorded as they are.
+	methods knownMethods
 
 	// routes holds what is fixed for a route: its span name and its metric
 	// attribute sets, made on the route's first request.
@@ -160,25 +213,47 @@ func newActiveRequests(key activeKey) *activeRequests {
 func (s *serverStage) handle(c *gin.Context) {
 	start := time.Now()
 	req := c.Request
-	rt := s.routes.get(routeKey{method: knownMethod(req.Method), route: c.FullPath(), https: req.TLS != nil}, s.newRouteTelemetry)
+	rt := s.routes.get(routeKey{method: s.methods.of(req.Method), route: c.FullPath(), https: req.TLS != nil, proto: protocolVersion(req)}, s.newRouteTelemetry)
 
 	inbound := req.Context()
 	ctx := s.propagator.Extract(inbound, headerCarrier(req.Header))
 	ctx, span := s.tracer.Start(ctx, rt.spanName, s.startOpts...)
-	traceparent := setTraceparent(c.Writer.Header(), span.SpanContext())
+	traceparent := formatTraceparent(span.SpanContext())
+	setTraceHeader(c.Writer.Header(), s.traceHeader, traceparent)
 	c.Request = req.WithContext(requestid.NewContext(ctx, requestid.From(c)))
 	rt.active.n.Add(1)
 
 	answered := false
 	defer func() {
-		if !answered { // a panic (or runtime.Goexit) on its way to the recover stage
-			s.finish(inbound, ctx, c, span, rt, start, traceparent, http.StatusInternalServerError)
+		if answered {
+			return
+		}
+		// A panic (or runtime.Goexit) on its way to the recover stage:
+		// recorded, then passed on as it came (its stack is still there for
+		// the recover stage's log).
+		v := recover()
+		if v != nil && span.IsRecording() {
+			span.RecordError(panicError{v}, trace.WithStackTrace(true))
+		}
+		s.finish(inbound, ctx, c, span, rt, start, traceparent, http.StatusInternalServerError)
+		if v != nil {
+			panic(v)
 		}
 	}()
 	c.Next()
 	answered = true
-	s.finish(inbound, ctx, c, span, rt, start, traceparent, responseStatus(c))
+	status := responseStatus(inbound, c)
+	if status >= http.StatusInternalServerError && len(c.Errors) > 0 && span.IsRecording() {
+		span.RecordError(c.Errors.Last().Err)
+	}
+	s.finish(inbound, ctx, c, span, rt, start, traceparent, status)
 }
+
+// panicError is a recovered panic value as an error, for the span's
+// exception event.
+type panicError struct{ v any }
+
+func (p panicError) Error() string { return fmt.Sprintf("panic: %v", p.v) }
 
 // finish records the request's end with status: metrics, span, access log.
 // The access log is written with the inbound context, which holds no span, so
@@ -189,8 +264,8 @@ func (s *serverStage) finish(inbound, ctx context.Context, c *gin.Context, span 
 	s.duration.Record(ctx, elapsed.Seconds(), rt.durationOpts(status)...)
 	if span.IsRecording() {
 		// All the attributes at once: one call, one slice.
-		span.SetAttributes(rt.spanAttributes(c.Request, status)...)
-		if status >= http.StatusInternalServerError {
+		span.SetAttributes(rt.spanAttributes(c.Request, clientip.Of(c), status)...)
+		if errorType(status) != "" {
 			span.SetStatus(codes.Error, "")
 		}
 	}
@@ -218,15 +293,26 @@ const (
 	tracestateKey  = "Tracestate"
 )
 
-// setTraceparent sets sc in h as propagation.TraceContext{}.Inject does (the
-// tracestate too, when sc has one; nothing when sc is invalid), in one
-// allocation for the value, and returns the traceparent ("" when none).
-func setTraceparent(h http.Header, sc trace.SpanContext) string {
+// setTraceHeader sets the response trace header of mode to traceparent
+// (nothing for none or an empty traceparent). The tracestate is never set:
+// it is the caller's vendors' data, not the service's to echo.
+func setTraceHeader(h http.Header, mode, traceparent string) {
+	if traceparent == "" {
+		return
+	}
+	switch mode {
+	case ResponseTraceHeaderTraceparent:
+		h[traceparentKey] = []string{traceparent}
+	case ResponseTraceHeaderServerTiming:
+		h.Add(ServerTimingHeader, `traceparent;desc="`+traceparent+`"`)
+	}
+}
+
+// formatTraceparent returns sc in the W3C traceparent format, in one
+// allocation, or "" when sc is invalid.
+func formatTraceparent(sc trace.SpanContext) string {
 	if !sc.IsValid() {
 		return ""
-	}
-	if ts := sc.TraceState().String(); ts != "" {
-		h[tracestateKey] = []string{ts}
 	}
 	traceID, spanID := sc.TraceID(), sc.SpanID()
 	// Only the flags the W3C spec defines: sampled and random.
@@ -238,13 +324,11 @@ func setTraceparent(h http.Header, sc trace.SpanContext) string {
 	hex.Encode(b[36:52], spanID[:])
 	b[52] = '-'
 	hex.Encode(b[53:55], flags[:])
-	tp := string(b[:])
-	h[traceparentKey] = []string{tp}
-	return tp
+	return string(b[:])
 }
 
 // traceparentIDs returns sc's trace and span IDs in hex: slices of the
-// traceparent setTraceparent made of sc, without allocating, or sc's own
+// traceparent formatTraceparent made of sc, without allocating, or sc's own
 // (zeros) when it made none.
 func traceparentIDs(traceparent string, sc trace.SpanContext) (traceID, spanID string) {
 	if traceparent == "" {
@@ -290,14 +374,26 @@ func (h headerCarrier) Set(key, value string) { h[canonicalKey(key)] = []string{
 // Keys returns the keys present.
 func (h headerCarrier) Keys() []string { return propagation.HeaderCarrier(h).Keys() }
 
+// statusNone is the status of a request that gets no answer: its client
+// went away first.
+const statusNone = 0
+
 // responseStatus is the status the client gets. An error left in c.Errors
 // without an answer is answered by the recover stage after this one has
 // ended; its status is the one the recover stage picks (modules/httpserver
 // writeError): a problem's own, 504 for a passed deadline, 500 for anything
-// else; a cancelled request gets no answer and keeps the writer's status.
-func responseStatus(c *gin.Context) int {
+// else. A request whose client went away (inbound, the server's context of
+// the request, is cancelled) before any answer was written gets none:
+// statusNone, whatever c.Errors holds.
+func responseStatus(inbound context.Context, c *gin.Context) int {
 	status := c.Writer.Status()
-	if len(c.Errors) == 0 || c.Writer.Written() {
+	if c.Writer.Written() {
+		return status
+	}
+	if inbound.Err() != nil {
+		return statusNone
+	}
+	if len(c.Errors) == 0 {
 		return status
 	}
 	err := c.Errors.Last().Err
@@ -313,12 +409,28 @@ func responseStatus(c *gin.Context) int {
 	return http.StatusInternalServerError
 }
 
+// errorType is error.type for status: the status for a 5xx, "canceled" for
+// no answer, "" (none) otherwise.
+func errorType(status int) string {
+	switch {
+	case status == statusNone:
+		return errorTypeCanceled
+	case status >= http.StatusInternalServerError:
+		return strconv.Itoa(status)
+	}
+	return ""
+}
+
+// errorTypeCanceled is error.type for a request its client gave up on.
+const errorTypeCanceled = "canceled"
+
 // routeKey is what the span name and the metric attributes depend on, apart
 // from the status.
 type routeKey struct {
 	method string // a known method or "_OTHER"
 	route  string // the template, "" when no route matched
 	https  bool
+	proto  string // network.protocol.version, "" when not known
 }
 
 // routeTelemetry is what is fixed for one routeKey.
@@ -338,11 +450,7 @@ func (s *serverStage) newRouteTelemetry(key routeKey) *routeTelemetry {
 	if key.https {
 		rt.scheme = "https"
 	}
-	// The conventions' span name: "{method} {route}", "HTTP" for an unknown method.
-	rt.spanName = key.method
-	if key.method == semconv.HTTPRequestMethodOther.Value.AsString() {
-		rt.spanName = "HTTP"
-	}
+	rt.spanName = spanName(key.method)
 	if key.route != "" {
 		rt.spanName += " " + key.route
 	}
@@ -352,26 +460,35 @@ func (s *serverStage) newRouteTelemetry(key routeKey) *routeTelemetry {
 // durationOpts returns the duration histogram's attributes for status.
 func (rt *routeTelemetry) durationOpts(status int) []metric.RecordOption {
 	return rt.durations.get(status, func(status int) []metric.RecordOption {
-		attrs := make([]attribute.KeyValue, 0, 5)
+		attrs := make([]attribute.KeyValue, 0, 6)
 		attrs = append(attrs,
 			semconv.HTTPRequestMethodKey.String(rt.key.method),
-			semconv.URLScheme(rt.scheme),
-			semconv.HTTPResponseStatusCode(status))
+			semconv.URLScheme(rt.scheme))
+		if status != statusNone {
+			attrs = append(attrs, semconv.HTTPResponseStatusCode(status))
+		}
 		if rt.key.route != "" {
 			attrs = append(attrs, semconv.HTTPRoute(rt.key.route))
 		}
-		if status >= http.StatusInternalServerError {
-			attrs = append(attrs, semconv.ErrorTypeKey.String(strconv.Itoa(status)))
+		if rt.key.proto != "" {
+			attrs = append(attrs, semconv.NetworkProtocolVersion(rt.key.proto))
+		}
+		if et := errorType(status); et != "" {
+			attrs = append(attrs, semconv.ErrorTypeKey.String(et))
 		}
 		return []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attrs...))}
 	})
 }
 
-// spanAttributes returns a sampled span's attributes, of the request and of
-// its answer with status.
-func (rt *routeTelemetry) spanAttributes(req *http.Request, status int) []attribute.KeyValue {
-	attrs := make([]attribute.KeyValue, 0, 10)
-	attrs = append(attrs, semconv.HTTPRequestMethodKey.String(rt.key.method), semconv.URLScheme(rt.scheme))
+// spanAttributes returns a sampled span's attributes, of the request (client
+// is its client IP) and of its answer with status.
+func (rt *routeTelemetry) spanAttributes(req *http.Request, client string, status int) []attribute.KeyValue {
+	attrs := make([]attribute.KeyValue, 0, 16)
+	attrs = append(attrs, semconv.HTTPRequestMethodKey.String(rt.key.method), semconv.URLScheme(rt.scheme),
+		semconv.URLPath(req.URL.Path))
+	if req.URL.RawQuery != "" {
+		attrs = append(attrs, semconv.URLQuery(redactQuery(req.URL.RawQuery)))
+	}
 	if rt.key.method != req.Method {
 		attrs = append(attrs, semconv.HTTPRequestMethodOriginal(req.Method))
 	}
@@ -384,28 +501,28 @@ func (rt *routeTelemetry) spanAttributes(req *http.Request, status int) []attrib
 			attrs = append(attrs, semconv.ServerPort(port))
 		}
 	}
-	if v := protocolVersion(req); v != "" {
-		attrs = append(attrs, semconv.NetworkProtocolVersion(v))
+	if client != "" {
+		attrs = append(attrs, semconv.ClientAddress(client))
+	}
+	if host, port := splitHostPort(req.RemoteAddr); host != "" {
+		attrs = append(attrs, semconv.NetworkPeerAddress(host))
+		if port > 0 {
+			attrs = append(attrs, semconv.NetworkPeerPort(port))
+		}
+	}
+	if rt.key.proto != "" {
+		attrs = append(attrs, semconv.NetworkProtocolVersion(rt.key.proto))
 	}
 	if ua := req.UserAgent(); ua != "" {
 		attrs = append(attrs, semconv.UserAgentOriginal(ua))
 	}
-	attrs = append(attrs, semconv.HTTPResponseStatusCode(status))
-	if status >= http.StatusInternalServerError {
-		attrs = append(attrs, semconv.ErrorTypeKey.String(strconv.Itoa(status)))
+	if status != statusNone {
+		attrs = append(attrs, semconv.HTTPResponseStatusCode(status))
+	}
+	if et := errorType(status); et != "" {
+		attrs = append(attrs, semconv.ErrorTypeKey.String(et))
 	}
 	return attrs
-}
-
-// knownMethod returns method when the conventions know it, else "_OTHER", so
-// that a client cannot grow the metrics' label sets.
-func knownMethod(method string) string {
-	switch method {
-	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
-		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
-		return method
-	}
-	return semconv.HTTPRequestMethodOther.Value.AsString()
 }
 
 // splitHostPort splits a Host header into host and port (0 when absent or

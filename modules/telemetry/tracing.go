@@ -5,17 +5,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
 
+	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
 
 	"github.com/meshkit/meshkit/internal/buildinfo"
 )
@@ -58,6 +61,11 @@ type tracingEnv struct {
 	// SamplerArg is OTEL_TRACES_SAMPLER_ARG, the ratio of the traceidratio
 	// samplers, in [0, 1]. Default 1.
 	SamplerArg float64
+	// Insecure is OTEL_EXPORTER_OTLP_TRACES_INSECURE, else
+	// OTEL_EXPORTER_OTLP_INSECURE: plain-text gRPC to an endpoint given
+	// without a scheme ("collector:4317"). An http:// or https:// endpoint
+	// says it itself. Default false.
+	Insecure bool
 }
 
 // readTracingEnv reads and checks the tracing variables through lookup
@@ -69,7 +77,7 @@ func readTracingEnv(lookup func(string) (string, bool)) (tracingEnv, error) {
 	}
 	env := tracingEnv{
 		Exporter:   strings.ToLower(cmp.Or(get("OTEL_TRACES_EXPORTER"), "otlp")),
-		Protocol:   cmp.Or(get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"), get("OTEL_EXPORTER_OTLP_PROTOCOL"), ProtocolHTTPProtobuf),
+		Protocol:   strings.ToLower(cmp.Or(get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"), get("OTEL_EXPORTER_OTLP_PROTOCOL"), ProtocolHTTPProtobuf)),
 		Sampler:    strings.ToLower(cmp.Or(get("OTEL_TRACES_SAMPLER"), "parentbased_always_on")),
 		SamplerArg: 1,
 	}
@@ -96,13 +104,23 @@ func readTracingEnv(lookup func(string) (string, bool)) (tracingEnv, error) {
 	if env.Exporter == "none" {
 		return env, nil
 	}
+	for _, name := range []string{"OTEL_EXPORTER_OTLP_TRACES_INSECURE", "OTEL_EXPORTER_OTLP_INSECURE"} {
+		if v := get(name); v != "" {
+			insecure, err := strconv.ParseBool(strings.ToLower(v))
+			if err != nil {
+				return tracingEnv{}, fmt.Errorf("telemetry: %s=%q: must be true or false", name, v)
+			}
+			env.Insecure = insecure
+			break
+		}
+	}
 	if traces := get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"); traces != "" {
-		if err := checkEndpoint("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", traces); err != nil {
+		if err := env.checkEndpoint("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", traces); err != nil {
 			return tracingEnv{}, err
 		}
 		env.Endpoint = traces
 	} else if base := get("OTEL_EXPORTER_OTLP_ENDPOINT"); base != "" {
-		if err := checkEndpoint("OTEL_EXPORTER_OTLP_ENDPOINT", base); err != nil {
+		if err := env.checkEndpoint("OTEL_EXPORTER_OTLP_ENDPOINT", base); err != nil {
 			return tracingEnv{}, err
 		}
 		env.Endpoint = base
@@ -114,7 +132,16 @@ func readTracingEnv(lookup func(string) (string, bool)) (tracingEnv, error) {
 	return env, nil
 }
 
-func checkEndpoint(name, value string) error {
+// checkEndpoint checks an endpoint variable: an http:// or https:// URL, or
+// for gRPC also host:port without a scheme (then OTEL_EXPORTER_OTLP_INSECURE
+// chooses between TLS and plain text).
+func (e tracingEnv) checkEndpoint(name, value string) error {
+	if e.Protocol == ProtocolGRPC && !strings.Contains(value, "://") {
+		if _, port, err := net.SplitHostPort(value); err != nil || port == "" {
+			return fmt.Errorf("telemetry: %s=%q: must be host:port, or an http:// or https:// URL", name, value)
+		}
+		return nil
+	}
 	u, err := url.Parse(value)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("telemetry: %s=%q: must be an http:// or https:// URL", name, value)
@@ -151,9 +178,16 @@ func (e tracingEnv) spanExporter(ctx context.Context) (sdktrace.SpanExporter, er
 		exp sdktrace.SpanExporter
 		err error
 	)
-	if e.Protocol == ProtocolGRPC {
+	switch {
+	case e.Protocol == ProtocolGRPC && !strings.Contains(e.Endpoint, "://"):
+		opts := []otlptracegrpc.Option{otlptracegrpc.WithEndpoint(e.Endpoint)}
+		if e.Insecure {
+			opts = append(opts, otlptracegrpc.WithInsecure())
+		}
+		exp, err = otlptracegrpc.New(ctx, opts...)
+	case e.Protocol == ProtocolGRPC:
 		exp, err = otlptracegrpc.New(ctx, otlptracegrpc.WithEndpointURL(e.Endpoint))
-	} else {
+	default:
 		exp, err = otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(e.Endpoint))
 	}
 	if err != nil {
@@ -162,19 +196,64 @@ func (e tracingEnv) spanExporter(ctx context.Context) (sdktrace.SpanExporter, er
 	return exp, nil
 }
 
-// NewResource describes the service to telemetry backends: service.name
-// "meshkit" unless OTEL_SERVICE_NAME or OTEL_RESOURCE_ATTRIBUTES says
-// otherwise, the attributes of OTEL_RESOURCE_ATTRIBUTES, and the SDK's own.
+// ErrMalformedResourceAttributes is returned (wrapped, naming the variable)
+// by [NewResource] when OTEL_RESOURCE_ATTRIBUTES is not a list of
+// key=value pairs with percent-encoded values. The resource it returns then
+// leaves the whole variable out, as the specification says, and [Module]
+// logs the error at Warn and starts.
+var ErrMalformedResourceAttributes = errors.New("malformed resource attributes, all left out")
+
+// NewResource describes the service to telemetry backends:
+//
+//   - service.name "meshkit", service.version the build's version
+//     (buildinfo.Version) and service.instance.id a random UUID, made anew
+//     for each process, unless the environment says otherwise;
+//   - the attributes of OTEL_RESOURCE_ATTRIBUTES, and OTEL_SERVICE_NAME's
+//     service.name above all;
+//   - the SDK's own (telemetry.sdk.*).
+//
+// A malformed OTEL_RESOURCE_ATTRIBUTES is left out whole: the resource is
+// returned with an error wrapping [ErrMalformedResourceAttributes].
 func NewResource(ctx context.Context) (*resource.Resource, error) {
-	res, err := resource.New(ctx,
-		resource.WithAttributes(attribute.String("service.name", DefaultServiceName)),
-		resource.WithFromEnv(), // later detectors win: the environment overrides the default
-		resource.WithTelemetrySDK(),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("telemetry: resource from OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES: %w", err)
+	return newResource(ctx, os.LookupEnv)
+}
+
+func newResource(ctx context.Context, lookup lookupFunc) (*resource.Resource, error) {
+	attrs := []attribute.KeyValue{
+		semconv.ServiceName(DefaultServiceName),
+		semconv.ServiceVersion(buildinfo.Version()),
+		semconv.ServiceInstanceID(uuid.NewString()),
 	}
-	return res, nil
+	fromEnv, malformed := parseResourceAttributes(getEnv(lookup, "OTEL_RESOURCE_ATTRIBUTES"))
+	attrs = append(attrs, fromEnv...) // later wins
+	if name := getEnv(lookup, "OTEL_SERVICE_NAME"); name != "" {
+		attrs = append(attrs, semconv.ServiceName(name))
+	}
+	res, err := resource.New(ctx, resource.WithAttributes(attrs...), resource.WithTelemetrySDK())
+	if err != nil {
+		return nil, fmt.Errorf("telemetry: resource: %w", err)
+	}
+	return res, malformed
+}
+
+// parseResourceAttributes parses OTEL_RESOURCE_ATTRIBUTES: key=value pairs,
+// comma separated, values percent-encoded. A malformed list gives no
+// attributes and an error naming the variable.
+func parseResourceAttributes(value string) ([]attribute.KeyValue, error) {
+	if value == "" {
+		return nil, nil
+	}
+	var attrs []attribute.KeyValue
+	for _, pair := range strings.Split(value, ",") {
+		k, v, ok := strings.Cut(pair, "=")
+		key := strings.TrimSpace(k)
+		val, err := url.PathUnescape(strings.TrimSpace(v))
+		if !ok || key == "" || err != nil {
+			return nil, fmt.Errorf("telemetry: OTEL_RESOURCE_ATTRIBUTES=%q: %q is not key=value (percent-encoded): %w", value, pair, ErrMalformedResourceAttributes)
+		}
+		attrs = append(attrs, attribute.String(key, val))
+	}
+	return attrs, nil
 }
 
 // NewTracerProvider returns a TracerProvider for res configured by the
@@ -218,6 +297,8 @@ func NewPropagator() propagation.TextMapPropagator {
 }
 
 // shutdownTracerProvider flushes tp's pending spans and stops it, within ctx.
+// Its error (a collector unreachable, the time up) is for the caller to
+// report: [Module] logs it and lets the stop go on.
 func shutdownTracerProvider(ctx context.Context, tp *sdktrace.TracerProvider) error {
 	flushErr := tp.ForceFlush(ctx)
 	if err := errors.Join(flushErr, tp.Shutdown(ctx)); err != nil {
