@@ -310,11 +310,11 @@ func (t *Table) Columns() []string {
 // the columns show them.
 var units = []string{
 	"ns/op", "ns/decision", "B/client", "B/op", "allocs/op",
-	"req/s", "decisions/s", "calls/retry-interval", "admitted/retry-interval",
+	"req/s", "p50-ms", "p99-ms", "decisions/s", "calls/retry-interval", "admitted/retry-interval",
 }
 
 // peers is the order of the peers' columns; others come after, by name.
-var peers = []string{"", "bare", "naive", "without", "with", "stage", "meshkit", "redis_rate", "peer", "peer-nokeys"}
+var peers = []string{"", "bare", "naive", "gozero", "without", "with", "stage", "meshkit", "redis_rate", "peer", "peer-nokeys"}
 
 // splitMetric returns a metric's peer and unit: "bare-ns/op" is bare's ns/op,
 // "ns/decision-peer" peer's ns/decision, "ns/op" nobody's (the benchmark's
@@ -492,6 +492,7 @@ func median(vs []float64) float64 {
 var peerLabels = map[string]string{
 	"bare":    "bare gin",
 	"naive":   "naive (otelgin + histogram + rate map)",
+	"gozero":  "go-zero rest (default chain)",
 	"meshkit": "meshkit (default chain)",
 }
 
