@@ -13,10 +13,17 @@
 // style line per condition: each peer's median req/s and latency (p50, p99
 // in ms) over the rounds, and the medians of the rounds' ratios
 // meshkit/bare-rps, gozero/bare-rps and meshkit/gozero-rps. The rate limits
-// are out of reach, and any non-2xx answer or socket error fails the run, as
-// does a traced condition whose sink received nothing (or an untraced one
+// are out of reach; a socket error fails the run, as does a traced condition whose sink received nothing (or an untraced one
 // whose sink received spans). scripts/benchtable turns the lines into
-// markdown and a chart; -raw keeps wrk's own output.
+// markdown and a chart; -raw keeps wrk's own output. req/s counts 2xx
+// answers only: a peer that sheds load is not credited for its refusals,
+// whose median share is reported as <peer>-non2xx-%. <peer>-cpu-us/req is
+// the peer process's CPU time (user and system, from /proc) per request: on
+// a loaded machine it moves less than req/s, since it does not count the
+// time the peer waited for a core; bare/meshkit-cpu-ratio and
+// gozero/meshkit-cpu-ratio are the medians of the rounds' ratios of it
+// (above 1: meshkit spends less per request than that peer), what the req/s
+// ratios tend to when the peers are CPU-bound.
 //
 //	wrkbench -bin DIR [-duration 4s] [-rounds 3] [-only REGEXP] [-raw FILE] [-profile DIR]
 //
@@ -147,7 +154,10 @@ func (b *bench) run(only, rawFile string) error {
 
 // sample is one wrk run's figures.
 type sample struct {
-	rps, p50, p99 float64 // req/s; latency in ms
+	rps, p50, p99 float64 // 2xx answers/s; latency in ms
+	refused       float64 // the share of non-2xx answers
+	cpu           float64 // the peer process's CPU time per request, in us
+	requests      float64 // answers of any status
 }
 
 // measure starts the peers under c, runs the rounds and returns the result
@@ -191,7 +201,7 @@ func (b *bench) measure(c condition) (string, error) {
 	}
 
 	samples := map[string][]sample{}
-	var ratios [3][]float64 // meshkit/bare, gozero/bare, meshkit/gozero
+	var ratios [5][]float64 // meshkit/bare, gozero/bare, meshkit/gozero req/s; bare/meshkit, gozero/meshkit CPU per request
 	for round := range b.rounds {
 		got := map[string]sample{}
 		for i := range peerNames {
@@ -216,6 +226,8 @@ func (b *bench) measure(c condition) (string, error) {
 		ratios[0] = append(ratios[0], got["meshkit"].rps/got["bare"].rps)
 		ratios[1] = append(ratios[1], got["gozero"].rps/got["bare"].rps)
 		ratios[2] = append(ratios[2], got["meshkit"].rps/got["gozero"].rps)
+		ratios[3] = append(ratios[3], got["bare"].cpu/got["meshkit"].cpu)
+		ratios[4] = append(ratios[4], got["gozero"].cpu/got["meshkit"].cpu)
 	}
 	// The sinks must have what the condition says: spans when traced, none
 	// when not. Stopping the peers flushes their exporters.
@@ -240,7 +252,15 @@ func (b *bench) measure(c condition) (string, error) {
 		fmt.Fprintf(&line, "\t%.3g %s-p50-ms\t%.3g %s-p99-ms", median(samples[name], func(s sample) float64 { return s.p50 }), name,
 			median(samples[name], func(s sample) float64 { return s.p99 }), name)
 	}
-	for i, unit := range []string{"meshkit/bare-rps", "gozero/bare-rps", "meshkit/gozero-rps"} {
+	for _, name := range peerNames {
+		fmt.Fprintf(&line, "\t%.3g %s-cpu-us/req", median(samples[name], func(s sample) float64 { return s.cpu }), name)
+	}
+	for _, name := range peerNames {
+		if r := median(samples[name], func(s sample) float64 { return s.refused }); r > 0 {
+			fmt.Fprintf(&line, "\t%.3g %s-non2xx-%%", 100*r, name)
+		}
+	}
+	for i, unit := range []string{"meshkit/bare-rps", "gozero/bare-rps", "meshkit/gozero-rps", "bare/meshkit-cpu-ratio", "gozero/meshkit-cpu-ratio"} {
 		fmt.Fprintf(&line, "\t%.3f %s", median(ratios[i], func(v float64) float64 { return v }), unit)
 	}
 	return line.String(), nil
@@ -250,7 +270,9 @@ func (b *bench) measure(c condition) (string, error) {
 // non-2xx answer or socket error is an error.
 func (b *bench) wrk(p *process, label string, d time.Duration) (sample, error) {
 	args := append(slices.Clone(b.wrkArgs), "-d"+durationArg(d), p.url)
+	cpuBefore, cpuErr := cpuTime(p.cmd.Process.Pid)
 	out, err := exec.Command("wrk", args...).CombinedOutput() //nolint:gosec // wrk with our own arguments
+	cpuAfter, cpuErr2 := cpuTime(p.cmd.Process.Pid)
 	fmt.Fprintf(b.raw, "### %s: wrk %s\n%s\n", label, strings.Join(args, " "), out)
 	if err != nil {
 		return sample{}, fmt.Errorf("wrk %s: %w\n%s", strings.Join(args, " "), err, out)
@@ -258,26 +280,62 @@ func (b *bench) wrk(p *process, label string, d time.Duration) (sample, error) {
 	if err := p.alive(); err != nil {
 		return sample{}, err
 	}
-	return parseWrk(string(out))
+	s, err := parseWrk(string(out))
+	if err = cmp.Or(err, cpuErr, cpuErr2); err != nil {
+		return sample{}, fmt.Errorf("%s: %w", label, err)
+	}
+	s.cpu = float64((cpuAfter - cpuBefore).Microseconds()) / s.requests
+	return s, nil
+}
+
+// cpuTime is the user and system CPU time process pid has used, from
+// /proc/PID/stat (in clock ticks of 10ms, the USER_HZ of Linux).
+func cpuTime(pid int) (time.Duration, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("the CPU time of a peer (Linux only): %w", err)
+	}
+	// The fields after the command, which is in parentheses: state is the
+	// 3rd field of the line, utime and stime the 14th and 15th.
+	fields := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+1:]))
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %q", pid, data)
+	}
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err := cmp.Or(err1, err2); err != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
 }
 
 var (
-	rpsLine     = regexp.MustCompile(`(?m)^Requests/sec:\s+([0-9.]+)`)
-	latencyLine = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([0-9.]+)(us|ms|s)\s*$`)
-	badLine     = regexp.MustCompile(`(?m)^\s*(Non-2xx or 3xx responses|Socket errors):.*$`)
+	rpsLine      = regexp.MustCompile(`(?m)^Requests/sec:\s+([0-9.]+)`)
+	totalLine    = regexp.MustCompile(`(?m)^\s+([0-9]+) requests in `)
+	non2xxLine   = regexp.MustCompile(`(?m)^\s*Non-2xx or 3xx responses: ([0-9]+)`)
+	latencyLine  = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([0-9.]+)(us|ms|s)\s*$`)
+	socketErrors = regexp.MustCompile(`(?m)^\s*Socket errors:.*$`)
 )
 
-// parseWrk reads wrk --latency's output.
+// parseWrk reads wrk --latency's output. Its req/s counts the 2xx answers
+// only: a peer that sheds load (go-zero's default chain answers 503 once the
+// CPU passes 90%) is not credited for its refusals; their share is reported.
 func parseWrk(out string) (sample, error) {
-	if bad := badLine.FindString(out); bad != "" {
+	if bad := socketErrors.FindString(out); bad != "" {
 		return sample{}, fmt.Errorf("wrk reports %q:\n%s", strings.TrimSpace(bad), out)
 	}
-	m := rpsLine.FindStringSubmatch(out)
-	if m == nil {
+	m, total := rpsLine.FindStringSubmatch(out), totalLine.FindStringSubmatch(out)
+	if m == nil || total == nil {
 		return sample{}, fmt.Errorf("no Requests/sec in wrk's output:\n%s", out)
 	}
 	s := sample{}
 	s.rps, _ = strconv.ParseFloat(m[1], 64)
+	s.requests, _ = strconv.ParseFloat(total[1], 64)
+	if bad := non2xxLine.FindStringSubmatch(out); bad != nil {
+		refused, _ := strconv.ParseFloat(bad[1], 64)
+		s.refused = refused / s.requests
+		s.rps *= 1 - s.refused
+	}
 	for _, l := range latencyLine.FindAllStringSubmatch(out, -1) {
 		v, _ := strconv.ParseFloat(l[2], 64)
 		v *= map[string]float64{"us": 0.001, "ms": 1, "s": 1000}[l[3]]
@@ -287,7 +345,7 @@ func parseWrk(out string) (sample, error) {
 			s.p99 = v
 		}
 	}
-	if s.rps <= 0 || s.p50 <= 0 || s.p99 <= 0 {
+	if s.rps <= 0 || s.requests <= 0 || s.p50 <= 0 || s.p99 <= 0 {
 		return sample{}, fmt.Errorf("incomplete wrk output (req/s %v, p50 %v, p99 %v):\n%s", s.rps, s.p50, s.p99, out)
 	}
 	return s, nil

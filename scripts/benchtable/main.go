@@ -310,7 +310,7 @@ func (t *Table) Columns() []string {
 // the columns show them.
 var units = []string{
 	"ns/op", "ns/decision", "B/client", "B/op", "allocs/op",
-	"req/s", "p50-ms", "p99-ms", "decisions/s", "calls/retry-interval", "admitted/retry-interval",
+	"req/s", "p50-ms", "p99-ms", "cpu-us/req", "non2xx-%", "decisions/s", "calls/retry-interval", "admitted/retry-interval",
 }
 
 // peers is the order of the peers' columns; others come after, by name.
