@@ -126,7 +126,7 @@ func (b *bench) run(only, rawFile string) error {
 		return fmt.Errorf("-only: %w", err)
 	}
 	if rawFile != "" {
-		f, err := os.OpenFile(filepath.Clean(rawFile), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		f, err := os.OpenFile(filepath.Clean(rawFile), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 		if err != nil {
 			return err
 		}
@@ -134,7 +134,7 @@ func (b *bench) run(only, rawFile string) error {
 		b.raw = f
 	}
 	if b.profileDir != "" {
-		if err := os.MkdirAll(b.profileDir, 0o755); err != nil {
+		if err := os.MkdirAll(b.profileDir, 0o750); err != nil {
 			return err
 		}
 	}
@@ -273,7 +273,7 @@ func (b *bench) wrk(p *process, label string, d time.Duration) (sample, error) {
 	cpuBefore, cpuErr := cpuTime(p.cmd.Process.Pid)
 	out, err := exec.Command("wrk", args...).CombinedOutput() //nolint:gosec // wrk with our own arguments
 	cpuAfter, cpuErr2 := cpuTime(p.cmd.Process.Pid)
-	fmt.Fprintf(b.raw, "### %s: wrk %s\n%s\n", label, strings.Join(args, " "), out)
+	_, _ = fmt.Fprintf(b.raw, "### %s: wrk %s\n%s\n", label, strings.Join(args, " "), out) // the raw copy is a courtesy
 	if err != nil {
 		return sample{}, fmt.Errorf("wrk %s: %w\n%s", strings.Join(args, " "), err, out)
 	}
@@ -368,7 +368,7 @@ func (b *bench) cpuProfile(p *process, c condition) error {
 	name := strings.NewReplacer("traces=", "traces-", "logs=", "logs-", ",", "_", "%", "pct").Replace(c.String())
 	file := filepath.Join(b.profileDir, "meshkit-"+name+".pprof")
 	fmt.Fprintf(os.Stderr, "wrkbench: CPU profile of meshkit under %s: %s\n", c, file)
-	return os.WriteFile(file, body, 0o644) //nolint:gosec // a profile, not a secret
+	return os.WriteFile(file, body, 0o600)
 }
 
 // process is a started peer or sink.
