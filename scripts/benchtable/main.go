@@ -341,6 +341,12 @@ func isRatio(m string) bool {
 		(strings.Contains(m, "/") && strings.HasSuffix(m, "-rps"))
 }
 
+// isRPSRatio reports whether m is a ratio of req/s (the chart shows those):
+// rps-ratio, meshkit/bare-rps.
+func isRPSRatio(m string) bool {
+	return isRatio(m) && (strings.HasSuffix(m, "-rps") || m == "rps-ratio")
+}
+
 func compareColumns(a, b string) int {
 	if ra, rb := isRatio(a), isRatio(b); ra != rb {
 		if ra {
@@ -443,7 +449,7 @@ func (run *Run) Throughput(re *regexp.Regexp) Chart {
 				name := cmp.Or(r.Case, strings.TrimPrefix(t.Name, "Benchmark"))
 				for m, v := range r.Metrics {
 					peer, unit := splitMetric(m)
-					if (unit != "req/s" || peer == "") && !isRatio(m) {
+					if (unit != "req/s" || peer == "") && !isRPSRatio(m) {
 						continue
 					}
 					if values[name] == nil {
@@ -464,7 +470,7 @@ func (run *Run) Throughput(re *regexp.Regexp) Chart {
 	for _, name := range order {
 		c := ChartCase{Name: name, RPS: map[string]float64{}, Ratios: map[string]float64{}}
 		for m, vs := range values[name] {
-			if isRatio(m) {
+			if isRPSRatio(m) {
 				c.Ratios[m] = median(vs)
 				continue
 			}
@@ -502,9 +508,10 @@ var peerColors = []string{"#9e9e9e", "#e8a33d", "#2f6db5", "#5aa469", "#b5482f"}
 // req/s above it, the case's ratios under the group, and a legend.
 func (c Chart) SVG() string {
 	const (
-		width, height            = 760, 460
+		height                   = 460
 		left, right, top, bottom = 80, 20, 70, 130
 	)
+	width := max(760, left+right+150*len(c.Cases)) // room for each group's labels
 	plotW, plotH := float64(width-left-right), float64(height-top-bottom)
 	top0 := 0.0
 	for _, cs := range c.Cases {
