@@ -43,6 +43,12 @@ func TestParseWrk(t *testing.T) {
 			t.Errorf("got %+v; want a tenth refused and req/s cut by as much", s)
 		}
 	})
+	t.Run("timeouts only go uncounted", func(t *testing.T) {
+		out := strings.Replace(wrkOK, "Requests/sec:", "  Socket errors: connect 0, read 0, write 0, timeout 12\nRequests/sec:", 1)
+		if _, err := parseWrk(out); err != nil {
+			t.Error(err)
+		}
+	})
 	for name, out := range map[string]string{
 		"socket errors":  strings.Replace(wrkOK, "Requests/sec:", "  Socket errors: connect 0, read 3, write 0, timeout 0\nRequests/sec:", 1),
 		"no req/s":       strings.Replace(wrkOK, "Requests/sec:", "Something:", 1),
