@@ -1,5 +1,5 @@
 # Shorthands for the commands in README.md; .ci/run is the source of truth for CI.
-.PHONY: run test ci bench bench-quick lint vet fmt-check
+.PHONY: run test ci bench bench-quick bench-stages lint vet fmt-check
 
 run: ## run the service on the embedded defaults (API :8080, admin :9090)
 	go run ./cmd/service
@@ -11,15 +11,19 @@ test: ## the test suite, as CI runs it
 ci: ## everything CI checks
 	.ci/run
 
-bench: ## every benchmark with its peer, printed as docs/BENCHMARKS.md's tables (several minutes; measure on a quiet machine)
-	scripts/bench
+bench: ## the throughput benchmark: bare gin, go-zero and meshkit built and driven by wrk, printed as docs/BENCHMARKS.md's table and plot (about 5 minutes; measure on a quiet machine; needs wrk)
+	scripts/bench -svg docs/bench-throughput.svg
 
-bench-quick: ## every benchmark once (-benchtime 1x): checks that they run, the figures mean nothing
+bench-quick: ## the throughput benchmark for 1s, one round: checks that it runs, the figures mean little
 	scripts/bench -quick
+
+bench-stages: ## the in-process micro-benchmarks of single stages, each with its peer (several minutes)
+	scripts/bench -stages
 
 lint: vet fmt-check ## vet, gofmt and golangci-lint (the version .ci/golangci-lint pins), as CI runs them
 	.ci/golangci-lint run ./...
 	cd bench && ../.ci/golangci-lint run ./...
+	cd bench/gozero && ../../.ci/golangci-lint run ./...
 	cd deploy/kubernetes && ../../.ci/golangci-lint run ./...
 
 vet:

@@ -17,6 +17,11 @@ type Config struct {
 	Addr string `yaml:"addr" env:"SERVICE_HTTP_ADDR"`
 	// AdminAddr is the plain-HTTP admin listener (probes, metrics). Default ":9090".
 	AdminAddr string `yaml:"admin_addr" env:"SERVICE_ADMIN_ADDR"`
+	// AdminPprof serves net/http/pprof's profiles under /debug/pprof/ on the
+	// admin listener (never on the API listener). A CPU profile
+	// (/debug/pprof/profile?seconds=N) must end within the admin listener's
+	// write timeout. Default false.
+	AdminPprof bool `yaml:"admin_pprof" env:"SERVICE_ADMIN_PPROF"`
 	// MaxBodyBytes caps request bodies, chunked ones too; larger ones get 413.
 	// Default 1048576 (1 MiB). A route's policy may set its own.
 	MaxBodyBytes int64 `yaml:"max_body_bytes" env:"SERVICE_HTTP_MAX_BODY_BYTES"`

@@ -2,6 +2,7 @@ package httpserver
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 )
@@ -12,6 +13,17 @@ import (
 // asks for Done, which a handler that answers at once never does. So a
 // request pays one small allocation for its deadline, where
 // context.WithTimeout costs a timer and four allocations.
+//
+// It pays, with the recycled deadline writer and timer: with
+// context.WithTimeout, time.AfterFunc and a new writer per request instead
+// (the standard library's way, 10 more allocations), the service cost 13%
+// more CPU per request under wrk (medians 37 against 32.5 us of the
+// process's CPU per GET /v1/hello, traces off, six alternating rounds of
+// wrk -t2 -c64 -d4s on two cores, 2026-12-02).
+//
+// It implements AfterFunc, so that context.WithCancel, WithTimeout and the
+// rest derive contexts from it as from their own: without the method, each
+// derived context would start a goroutine to watch this one.
 type deadlineContext struct {
 	context.Context // the parent
 
@@ -21,9 +33,16 @@ type deadlineContext struct {
 	done      chan struct{} // made on the first call to Done
 	err       error         // set once, when the context ends
 	stopWatch func() bool   // stops the watch on the parent, once Done made one
+	// afterFuncs run, each on its own goroutine, when the context ends.
+	afterFuncs []*func()
 }
 
-var _ context.Context = (*deadlineContext)(nil)
+var (
+	_ context.Context = (*deadlineContext)(nil)
+	_ interface {
+		AfterFunc(func()) (stop func() bool)
+	} = (*deadlineContext)(nil) // as package context looks for it
+)
 
 func newDeadlineContext(parent context.Context, deadline time.Time) *deadlineContext {
 	if d, ok := parent.Deadline(); ok && d.Before(deadline) {
@@ -42,6 +61,12 @@ func (c *deadlineContext) Deadline() (time.Time, bool) {
 func (c *deadlineContext) Done() <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.watchLocked()
+}
+
+// watchLocked makes the Done channel and the watch on the parent, unless
+// made, and returns the channel. Call with mu held.
+func (c *deadlineContext) watchLocked() chan struct{} {
 	if c.done != nil {
 		return c.done
 	}
@@ -58,6 +83,31 @@ func (c *deadlineContext) Done() <-chan struct{} {
 	return c.done
 }
 
+// AfterFunc arranges for f to run on its own goroutine once c ends, as
+// context.AfterFunc does; stop unregisters f and reports whether that kept
+// it from running.
+func (c *deadlineContext) AfterFunc(f func()) (stop func() bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.watchLocked()
+	if c.err != nil {
+		go f()
+		return func() bool { return false }
+	}
+	entry := &f
+	c.afterFuncs = append(c.afterFuncs, entry)
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		i := slices.Index(c.afterFuncs, entry)
+		if i < 0 {
+			return false
+		}
+		c.afterFuncs = slices.Delete(c.afterFuncs, i, i+1)
+		return true
+	}
+}
+
 // Err is nil until the context ends, then why it ended.
 func (c *deadlineContext) Err() error {
 	c.mu.Lock()
@@ -69,11 +119,10 @@ func (c *deadlineContext) Err() error {
 	return c.err
 }
 
-// end ends the context with err, unless it has ended already, and stops
-// watching the parent.
+// end ends the context with err, unless it has ended already, stops
+// watching the parent and starts the functions registered with AfterFunc.
 func (c *deadlineContext) end(err error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.err == nil {
 		c.err = err
 		if c.done != nil {
@@ -83,5 +132,11 @@ func (c *deadlineContext) end(err error) {
 	if c.stopWatch != nil {
 		c.stopWatch()
 		c.stopWatch = nil
+	}
+	fs := c.afterFuncs
+	c.afterFuncs = nil
+	c.mu.Unlock()
+	for _, f := range fs {
+		go (*f)()
 	}
 }

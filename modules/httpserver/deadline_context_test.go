@@ -95,4 +95,24 @@ func TestDeadlineContext(t *testing.T) {
 			t.Error("the watch on the parent is still registered")
 		}
 	})
+	t.Run("AfterFunc runs once it ends, unless stopped", func(t *testing.T) {
+		ctx := newDeadlineContext(context.Background(), deadline)
+		ran, stopped := make(chan struct{}), make(chan struct{})
+		ctx.AfterFunc(func() { close(ran) })
+		stop := ctx.AfterFunc(func() { close(stopped) })
+		if !stop() || stop() {
+			t.Error("stop = false before the end, or true twice; want true, then false")
+		}
+		if closedWithin(ran, 0) {
+			t.Fatal("AfterFunc's function ran before the context ended")
+		}
+		ctx.end(context.DeadlineExceeded)
+		if !closedWithin(ran, 5*time.Second) || closedWithin(stopped, 100*time.Millisecond) {
+			t.Error("after the end: want the registered function run and the stopped one not")
+		}
+		late := make(chan struct{})
+		if stop := ctx.AfterFunc(func() { close(late) }); !closedWithin(late, 5*time.Second) || stop() {
+			t.Error("AfterFunc on an ended context: want its function run at once, and stop false")
+		}
+	})
 }

@@ -1,7 +1,11 @@
 package httpserver_test
 
 import (
+	"context"
+	"fmt"
 	"net/http"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -126,5 +130,52 @@ func TestDeadlineRaceGivesOneWholeAnswer(t *testing.T) {
 	t.Logf("handler answers %d, status-only %d, deadline answers %d", answers[0].Load(), answers[1].Load(), answers[2].Load())
 	if answers[0].Load() == 0 || answers[2].Load() == 0 {
 		t.Errorf("the race was not exercised: %d handler answers, %d deadline answers", answers[0].Load(), answers[2].Load())
+	}
+}
+
+// TestContextsDerivedFromTheRequestStartNoGoroutine derives 100 contexts
+// from a request's context (as net/http's transport does for an outbound
+// call) and checks that none of them starts the goroutine context.WithCancel
+// falls back on when a parent can neither be found as a cancelCtx nor
+// implements AfterFunc: it counts, in a dump of every goroutine's stack,
+// those waiting in context's propagateCancel, before and while the contexts
+// live.
+func TestContextsDerivedFromTheRequestStartNoGoroutine(t *testing.T) {
+	propagating := func() int {
+		buf := make([]byte, 1<<20)
+		for {
+			n := runtime.Stack(buf, true)
+			if n < len(buf) {
+				return strings.Count(string(buf[:n]), "context.(*cancelCtx).propagateCancel")
+			}
+			buf = make([]byte, 2*len(buf))
+		}
+	}
+	derive := route.Route{Method: http.MethodGet, Path: "/test/derive", Handler: func(c *gin.Context) {
+		before := propagating()
+		cancels := make([]context.CancelFunc, 0, 100)
+		for i := range 100 {
+			var cancel context.CancelFunc
+			if i%2 == 0 {
+				_, cancel = context.WithCancel(c.Request.Context())
+			} else {
+				_, cancel = context.WithTimeout(c.Request.Context(), time.Minute)
+			}
+			cancels = append(cancels, cancel)
+		}
+		during := propagating()
+		for _, cancel := range cancels {
+			cancel()
+		}
+		c.String(http.StatusOK, "%d %d", before, during)
+	}}
+	s := start(t, testConfig(), derive)
+	resp, body := s.get(t, "/test/derive")
+	var before, during int
+	if _, err := fmt.Sscanf(string(body), "%d %d", &before, &during); resp.StatusCode != http.StatusOK || err != nil {
+		t.Fatalf("GET /test/derive = %d %s (%v)", resp.StatusCode, body, err)
+	}
+	if during != before {
+		t.Errorf("goroutines propagating a cancellation: %d before deriving 100 contexts, %d with them; want no new one", before, during)
 	}
 }

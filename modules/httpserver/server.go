@@ -79,7 +79,11 @@ func New(cfg Config, log *slog.Logger, routes []route.Route, middleware []route.
 	}
 	backstop := backstopTimeout(cfg, routes)
 	s.api = s.newHTTPServer(apiEngine, backstop)
-	s.admin = s.newHTTPServer(adminEngine, backstop)
+	var admin http.Handler = adminEngine
+	if cfg.AdminPprof {
+		admin = withPprof(adminEngine)
+	}
+	s.admin = s.newHTTPServer(admin, backstop)
 	return s, nil
 }
 

@@ -310,7 +310,7 @@ func (t *Table) Columns() []string {
 // the columns show them.
 var units = []string{
 	"ns/op", "ns/decision", "B/client", "B/op", "allocs/op",
-	"req/s", "decisions/s", "calls/retry-interval", "admitted/retry-interval",
+	"req/s", "p50-ms", "p99-ms", "cpu-us/req", "non2xx-%", "decisions/s", "calls/retry-interval", "admitted/retry-interval",
 }
 
 // ratioPeers is the order of the ratios' columns by the peer they divide
@@ -318,7 +318,7 @@ var units = []string{
 var ratioPeers = []string{"meshkit", "naive"}
 
 // peers is the order of the peers' columns; others come after, by name.
-var peers = []string{"", "bare", "naive", "without", "with", "stage", "meshkit", "redis_rate", "peer", "peer-nokeys"}
+var peers = []string{"", "bare", "naive", "gozero", "without", "with", "stage", "meshkit", "redis_rate", "peer", "peer-nokeys"}
 
 // splitMetric returns a metric's peer and unit: "bare-ns/op" is bare's ns/op,
 // "ns/decision-peer" peer's ns/decision, "ns/op" nobody's (the benchmark's
@@ -343,6 +343,12 @@ func splitMetric(m string) (peer, unit string) {
 func isRatio(m string) bool {
 	return strings.HasSuffix(m, "ratio") || strings.HasPrefix(m, "x-") ||
 		(strings.Contains(m, "/") && strings.HasSuffix(m, "-rps"))
+}
+
+// isRPSRatio reports whether m is a ratio of req/s (the chart shows those):
+// rps-ratio, meshkit/bare-rps.
+func isRPSRatio(m string) bool {
+	return isRatio(m) && (strings.HasSuffix(m, "-rps") || m == "rps-ratio")
 }
 
 func compareColumns(a, b string) int {
@@ -454,7 +460,7 @@ func (run *Run) Throughput(re *regexp.Regexp) Chart {
 				name := cmp.Or(r.Case, strings.TrimPrefix(t.Name, "Benchmark"))
 				for m, v := range r.Metrics {
 					peer, unit := splitMetric(m)
-					if (unit != "req/s" || peer == "") && !isRatio(m) {
+					if (unit != "req/s" || peer == "") && !isRPSRatio(m) {
 						continue
 					}
 					if values[name] == nil {
@@ -475,7 +481,7 @@ func (run *Run) Throughput(re *regexp.Regexp) Chart {
 	for _, name := range order {
 		c := ChartCase{Name: name, RPS: map[string]float64{}, Ratios: map[string]float64{}}
 		for m, vs := range values[name] {
-			if isRatio(m) {
+			if isRPSRatio(m) {
 				c.Ratios[m] = median(vs)
 				continue
 			}
@@ -503,6 +509,7 @@ func median(vs []float64) float64 {
 var peerLabels = map[string]string{
 	"bare":    "bare gin",
 	"naive":   "naive (otelgin + histogram + rate map)",
+	"gozero":  "go-zero rest (default chain)",
 	"meshkit": "meshkit (default chain)",
 }
 
@@ -512,9 +519,10 @@ var peerColors = []string{"#9e9e9e", "#e8a33d", "#2f6db5", "#5aa469", "#b5482f"}
 // req/s above it, the case's ratios under the group, and a legend.
 func (c Chart) SVG() string {
 	const (
-		width, height            = 760, 460
+		height                   = 460
 		left, right, top, bottom = 80, 20, 70, 130
 	)
+	width := max(760, left+right+150*len(c.Cases)) // room for each group's labels
 	plotW, plotH := float64(width-left-right), float64(height-top-bottom)
 	top0 := 0.0
 	for _, cs := range c.Cases {
