@@ -27,7 +27,7 @@ func nextLine() string {
 // A constructor of the user's that returns a route.RoutesOut or a
 // check.ChecksOut (or a struct of both) is what Fx names when it cannot call it: the error points
 // at the user's file and line, not at reflect.makeFuncStub, which is where
-// an fx.Annotate-wrapped constructor (route.AsRoutes) would be reported.
+// an fx.Annotate-wrapped constructor would be reported.
 func TestFxErrorsNameTheUsersConstructor(t *testing.T) {
 	type both struct {
 		fx.Out
@@ -77,9 +77,10 @@ func TestFxErrorsNameTheUsersConstructor(t *testing.T) {
 	}
 
 	// Why: the annotated form reports the wrapper Fx generated.
-	err := app.New(fx.NopLogger, app.WithEnvironment(nil),
-		fx.Provide(route.AsRoutes(func(*database) []route.Route { return nil }))).Err()
+	annotated := fx.Annotate(func(*database) []route.Route { return nil },
+		fx.ResultTags(`group:"`+route.RoutesGroup+`,flatten"`))
+	err := app.New(fx.NopLogger, app.WithEnvironment(nil), fx.Provide(annotated)).Err()
 	if err == nil || !strings.Contains(err.Error(), "reflect\".makeFuncStub") {
-		t.Errorf("route.AsRoutes's error no longer names reflect.makeFuncStub (then say so in its doc): %v", err)
+		t.Errorf("an fx.Annotate-wrapped constructor's error no longer names reflect.makeFuncStub (then say so in docs/ARCHITECTURE.md): %v", err)
 	}
 }

@@ -190,25 +190,3 @@ func isDialError(err error) bool {
 	var dns *net.DNSError
 	return errors.As(err, &dns)
 }
-
-// AsComponents annotates a constructor that returns a []Component (and
-// optionally an error) so that its components join [Group]. Fx reports the
-// errors of an annotated constructor at reflect.makeFuncStub, not at the
-// constructor: the template's modules return a [ComponentsOut].
-func AsComponents(constructor any) any {
-	return fx.Annotate(constructor, fx.ResultTags(`group:"`+Group+`,flatten"`))
-}
-
-// AsChecks annotates a constructor that returns a []Check (and optionally
-// an error) so that its checks join [ChecksGroup]. An empty slice adds none.
-// Like [AsComponents], its Fx errors name reflect.makeFuncStub: prefer [ChecksOut].
-func AsChecks(constructor any) any {
-	return fx.Annotate(constructor, fx.ResultTags(`group:"`+ChecksGroup+`,flatten"`))
-}
-
-// AsCheck annotates a constructor that returns one Check (and optionally an
-// error) so that it joins [ChecksGroup]. Like [AsComponents], its Fx errors
-// name reflect.makeFuncStub: prefer [ChecksOut].
-func AsCheck(constructor any) any {
-	return fx.Annotate(constructor, fx.ResultTags(`group:"`+ChecksGroup+`"`))
-}

@@ -174,24 +174,3 @@ type MiddlewareOut struct {
 
 	Middleware []Middleware `group:"middleware,flatten"`
 }
-
-// AsRoutes annotates a constructor that returns a []Route (and optionally an
-// error) so that its routes join the server's routes group. It is shorter
-// than [RoutesOut], but Fx reports its errors at reflect.makeFuncStub, not at the
-// constructor: the template's modules return a [RoutesOut].
-//
-//	fx.Provide(route.AsRoutes(NewRoutes))
-func AsRoutes(constructor any) any {
-	return annotateGroup(constructor, RoutesGroup)
-}
-
-// AsMiddleware annotates a constructor that returns a []Middleware (and
-// optionally an error) so that it joins the server's middleware group. Like
-// [AsRoutes], its Fx errors name reflect.makeFuncStub: prefer [MiddlewareOut].
-func AsMiddleware(constructor any) any {
-	return annotateGroup(constructor, MiddlewareGroup)
-}
-
-func annotateGroup(constructor any, group string) any {
-	return fx.Annotate(constructor, fx.ResultTags(`group:"`+group+`,flatten"`))
-}

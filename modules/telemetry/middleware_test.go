@@ -533,10 +533,10 @@ func TestModuleTracesAndMeasuresRequests(t *testing.T) {
 		fx.Decorate(func() *slog.Logger { return slog.New(slog.DiscardHandler) }),
 		telemetry.Module,
 		httpserver.Module,
-		fx.Provide(route.AsRoutes(func() []route.Route {
-			return []route.Route{{Method: http.MethodGet, Path: "/v1/items/:id", Policy: route.Policy{Public: true},
-				Handler: func(c *gin.Context) { c.Status(http.StatusNoContent) }}}
-		})),
+		fx.Provide(func() route.RoutesOut {
+			return route.RoutesOut{Routes: []route.Route{{Method: http.MethodGet, Path: "/v1/items/:id", Policy: route.Policy{Public: true},
+				Handler: func(c *gin.Context) { c.Status(http.StatusNoContent) }}}}
+		}),
 		fx.Populate(&server),
 		fx.StopTimeout(10*time.Second),
 	)

@@ -50,8 +50,8 @@ var Module = fx.Module("telemetry",
 		NewTracerProviderFx,
 		NewMeterProviderFx,
 		newModulePropagator,
-		route.AsRoutes(MetricsRoutes),
-		route.AsMiddleware(newModuleServerMiddleware),
+		metricsRoutesFx,
+		newModuleServerMiddleware,
 	),
 	// The error handler first: the providers' construction may already
 	// report through it.
@@ -82,10 +82,16 @@ func newModulePropagator() (propagation.TextMapPropagator, error) {
 
 // newModuleServerMiddleware is [NewServerMiddleware] with the configured
 // response trace header and OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS.
-func newModuleServerMiddleware(cfg Config, tp trace.TracerProvider, mp metric.MeterProvider, prop propagation.TextMapPropagator, log *slog.Logger) ([]route.Middleware, error) {
-	return NewServerMiddleware(tp, mp, prop, log,
+func newModuleServerMiddleware(cfg Config, tp trace.TracerProvider, mp metric.MeterProvider, prop propagation.TextMapPropagator, log *slog.Logger) (route.MiddlewareOut, error) {
+	mw, err := NewServerMiddleware(tp, mp, prop, log,
 		WithResponseTraceHeader(cfg.ResponseTraceHeader),
 		WithKnownMethods(knownMethodsFromEnv(os.LookupEnv)))
+	return route.MiddlewareOut{Middleware: mw}, err
+}
+
+// metricsRoutesFx gives the server [MetricsRoutes].
+func metricsRoutesFx(reg *prometheus.Registry, log *slog.Logger) route.RoutesOut {
+	return route.RoutesOut{Routes: MetricsRoutes(reg, log)}
 }
 
 // newModuleLogger is [NewLogger] to standard error, its handler wrapped in a

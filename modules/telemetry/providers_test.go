@@ -364,7 +364,7 @@ func TestModuleFlushesAfterTheServerHasDrained(t *testing.T) {
 		fx.Decorate(func() *slog.Logger { return slog.New(slog.DiscardHandler) }),
 		Module,
 		httpserver.Module,
-		fx.Provide(route.AsRoutes(func() []route.Route { return slow })),
+		fx.Provide(func() route.RoutesOut { return route.RoutesOut{Routes: slow} }),
 		fx.Populate(&tp, &server),
 	)
 	app.RequireStart()

@@ -22,6 +22,14 @@
 // Swappable with fx.Decorate or fx.Replace: [Config], *slog.Logger,
 // trace.TracerProvider, metric.MeterProvider, propagation.TextMapPropagator,
 // *resource.Resource (the SDK providers are built from the one provided).
+// An interface is replaced in one of two working forms:
+//
+//	fx.Decorate(func(propagation.TextMapPropagator) propagation.TextMapPropagator { return mine })
+//	fx.Replace(fx.Annotate(mine, fx.As(new(propagation.TextMapPropagator))))
+//
+// fx.Replace(mine) with an interface-typed mine replaces its dynamic type,
+// which nothing asks for, and silently changes nothing
+// (Example_swapPropagator shows all three).
 package telemetry
 
 import (
