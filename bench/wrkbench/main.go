@@ -191,7 +191,7 @@ func (b *bench) measure(c condition) (string, error) {
 	if peers["gozero"], err = b.startGoZero(c, sinks["gozero"].addr); err != nil {
 		return "", err
 	}
-	if peers["meshkit"], err = b.startMeshkit(c, sinks["meshkit"].addr); err != nil {
+	if peers["meshkit"], err = b.startService(c, sinks["meshkit"].addr); err != nil {
 		return "", err
 	}
 	for _, name := range peerNames {
@@ -459,7 +459,7 @@ func (b *bench) startGoZero(c condition, sink string) (*process, error) {
 	return b.startProcess("gozero", addr, "gozero", args, nil, helloReady(addr))
 }
 
-func (b *bench) startMeshkit(c condition, sink string) (*process, error) {
+func (b *bench) startService(c condition, sink string) (*process, error) {
 	addr, admin := freeAddr(), freeAddr()
 	level, sampler := "error", "traceidratio"
 	if c.logs {
