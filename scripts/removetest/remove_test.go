@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -17,17 +18,25 @@ import (
 // yours" tells a team that does not want the example: delete the folder
 // modules/example, the lines of app/ and cmd/ (not their tests) that name
 // it, and the rows of its settings in docs/CONFIGURATION.md (the reference's
-// test names them otherwise). Then the whole copy builds and vets, and the tests of app/, cmd/ and
-// modules/ pass: none of them needs the example's routes.
+// test names them otherwise). Then the whole copy builds and vets, and the
+// tests of every package of app/, cmd/ and modules/ that imported the example
+// (its code or its tests, directly or not) pass: none of them needs the
+// example's routes. The other packages cannot tell the example is gone.
 func TestRemovingTheExampleModuleLeavesEverythingGreen(t *testing.T) {
 	scratch.SkipInCopy(t)
+	root := scratch.RepoRoot(t)
+	example := scratch.ModulePath(t, root) + "/modules/example"
+	touched := scratch.Dependents(t, root, example, "./app/...", "./cmd/...", "./modules/...")
+	if !slices.Contains(touched, scratch.ModulePath(t, root)+"/cmd/service") {
+		t.Fatalf("cmd/service is not among the packages that import %s: %v", example, touched)
+	}
 	dir := copyWithout(t, "example")
 	dropRows(t, filepath.Join(dir, "docs", "CONFIGURATION.md"), "SERVICE_EXAMPLE_")
 	scratch.Run(t, dir, "go", "build", "./...")
 	scratch.Run(t, dir, "go", "vet", "./...")
 	// One package at a time: this runs beside the rest of the suite.
-	out := scratch.Run(t, dir, "go", "test", "-count=1", "-p=1", "./app/...", "./cmd/...", "./modules/...")
-	t.Logf("go test in the copy without modules/example:\n%s", out)
+	out := scratch.Run(t, dir, "go", append([]string{"test", "-count=1", "-p=1"}, touched...)...)
+	t.Logf("go test in the copy without modules/example, of the packages that imported it:\n%s", out)
 }
 
 // TestProductionRefusesToStartWithoutTheSecurityModule deletes the security

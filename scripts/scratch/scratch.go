@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -39,11 +40,15 @@ func SkipInCopy(t *testing.T) {
 
 // Run runs name with args in dir, offline, and returns its combined output;
 // a failure fails the test with that output.
+//
+// Go commands build with -trimpath: the build cache then keys a package by
+// its content, not its folder, so that a copy's packages the recipe left
+// alone are compiled once, not once per copy and per run.
 func Run(t *testing.T, dir, name string, args ...string) string {
 	t.Helper()
 	cmd := exec.CommandContext(t.Context(), name, args...) //nolint:gosec // G204: the test names the command it runs in its copy
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOPROXY=off", "GOFLAGS=-mod=mod", "GOWORK=off", "GOTOOLCHAIN=local", InCopy+"=1")
+	cmd.Env = append(os.Environ(), "GOPROXY=off", "GOFLAGS=-mod=mod -trimpath", "GOWORK=off", "GOTOOLCHAIN=local", InCopy+"=1")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s %s in %s: %v\n%s", name, strings.Join(args, " "), dir, err, out)
@@ -239,4 +244,26 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// Dependents lists the packages matched by patterns (go list patterns, run in
+// dir) whose code or tests import pkg, directly or not, pkg itself aside: the
+// packages a change to pkg can break, and the ones a copy's test must run.
+func Dependents(t *testing.T, dir, pkg string, patterns ...string) []string {
+	t.Helper()
+	args := append([]string{"list", "-test", "-f", "{{.ImportPath}}{{range .Deps}} {{.}}{{end}}"}, patterns...)
+	out := Run(t, dir, "go", args...)
+	var found []string
+	for line := range strings.SplitSeq(strings.TrimSpace(out), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) == 0 || !slices.Contains(fields[1:], pkg) {
+			continue
+		}
+		// A test variant is listed as "p [p.test]", "p_test [p.test]" or "p.test".
+		name := strings.TrimSuffix(strings.TrimSuffix(fields[0], ".test"), "_test")
+		if name != pkg && !slices.Contains(found, name) {
+			found = append(found, name)
+		}
+	}
+	return found
 }
