@@ -165,17 +165,28 @@ func TestRedisOutageFollowsTheFailureMode(t *testing.T) {
 
 			load := startLoad(client, s.apiURL("/apptest/hello"), 8)
 			time.Sleep(300 * time.Millisecond) // steady load through Redis
+			load.mark()
 			if tt.hung {
 				redis.Pause()
 			} else {
 				redis.Stop()
 			}
-			// The outage: every request that began once Redis was down (mark
-			// waits for those sent before, which Redis may have decided).
-			load.mark()
+			// The switch: mark waits for the requests sent before the stop,
+			// which Redis may have decided (or, hung, left waiting for its
+			// deadline); then for an interval of the limit after Redis's
+			// last answer the limiter's cache of denials still refuses the
+			// client, as Redis would have (429s in every mode).
+			breaking := load.mark()
+			time.Sleep(time.Second/sharedRate + 20*time.Millisecond)
+			switched := load.mark()
+			// The outage: every request that began after the switch.
 			waitLimiterMode(t, client, s, tt.mode, 10*time.Second)
 			time.Sleep(1500 * time.Millisecond)
 			o := load.mark() // before Redis returns: none of o was decided by Redis
+			statuses, lasted := o.statuses, o.lasted
+			// The switch's requests too must not fail nor wait long.
+			o.failures = slices.Concat(breaking.failures, switched.failures, o.failures)
+			o.latencies = slices.Concat(breaking.latencies, switched.latencies, o.latencies)
 			if tt.hung {
 				redis.Resume()
 			} else {
@@ -193,8 +204,8 @@ func TestRedisOutageFollowsTheFailureMode(t *testing.T) {
 			if len(o.failures) > 0 {
 				t.Errorf("%d requests failed during the outage, e.g. %s", len(o.failures), o.failures[0])
 			}
-			t.Logf("%s: during the outage (%s) %v, p99 %s, max %s", tt.mode, o.lasted.Round(time.Millisecond), o.statuses, o.p99(), slices.Max(o.latencies))
-			tt.check(t, o, o.lasted.Seconds())
+			t.Logf("%s: during the outage (%s) %v, p99 %s, max %s", tt.mode, lasted.Round(time.Millisecond), statuses, o.p99(), slices.Max(o.latencies))
+			tt.check(t, o, lasted.Seconds())
 			// A request waits for Redis at most the deadline, and not even
 			// that once the breaker has opened: a margin of half the
 			// deadline for loopback HTTP on a loaded machine.
