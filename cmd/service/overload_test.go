@@ -120,7 +120,11 @@ func (cs calls) statuses() map[int]int {
 }
 
 // p99 is the 99th percentile latency of the calls that got a 200.
-func (cs calls) p99() time.Duration {
+func (cs calls) p99() time.Duration { return cs.percentile(99) }
+
+// percentile is the latency that q% of the calls that got a 200 did not
+// exceed.
+func (cs calls) percentile(q int) time.Duration {
 	var l []time.Duration
 	for _, c := range cs {
 		if c.status == http.StatusOK {
@@ -131,7 +135,7 @@ func (cs calls) p99() time.Duration {
 		return 0
 	}
 	slices.Sort(l)
-	return l[len(l)*99/100]
+	return l[len(l)*q/100]
 }
 
 // overloadClient calls the service as authenticated callers, in turn: some
@@ -228,21 +232,31 @@ func rps(cs calls, d time.Duration) float64 { return float64(cs.ok()) / d.Second
 // TestOverloadShedsLowPriorityFirst drives the built binary, its limit fixed
 // at the upstream's slots, at about three times its capacity, 10%
 // high-priority and 90% low-priority requests from 50 callers: the high ones
-// keep their success rate and nearly their unloaded latency, the low ones
-// absorb the shedding, the service keeps serving at its capacity (admission
-// is work-conserving: low may fill what high leaves idle), and once the load
-// stops it serves its capacity again without shedding. The bounds are
-// generous enough to hold with another test run beside this one on two
-// cores; the exact figures are in docs/BENCHMARKS.md (BenchmarkOverload).
+// keep their success rate and nearly their unloaded latency, far below what
+// the queue costs the low ones, which absorb the shedding; the service keeps
+// serving at its capacity (admission is work-conserving: low may fill what
+// high leaves idle), and once the load stops it serves its capacity again
+// without shedding. The exact figures are in docs/BENCHMARKS.md
+// (BenchmarkOverload).
+//
+// The test holds with another test run beside it on two cores, where the
+// machine stalls the service, the upstream or the callers at times for
+// hundreds of milliseconds: the queue timeout (not what the test is about)
+// is 2s rather than the default 100ms, so that a stall sheds no high
+// request that waits for the next free place; and the latencies are
+// compared by their medians, which a stall of a few requests leaves alone,
+// and with the low ones' of the same run, which the same stalls slow down.
 func TestOverloadShedsLowPriorityFirst(t *testing.T) {
-	s, o := startOverloadService(t, upstreamSlots, upstreamCost, fmt.Sprint("SERVICE_OVERLOAD_MAX_INFLIGHT=", upstreamSlots))
+	s, o := startOverloadService(t, upstreamSlots, upstreamCost,
+		fmt.Sprint("SERVICE_OVERLOAD_MAX_INFLIGHT=", upstreamSlots), "SERVICE_OVERLOAD_QUEUE_TIMEOUT=2s")
 	unloaded, capacity := o.baseline(t)
 
 	const overloadRun = 5 * time.Second
 	steady := o.openLoop(3*capacity, overloadRun)
 	high, low := steady.of(true), steady.of(false)
-	t.Logf("overload at %.0f/s for %s: high %v p99 %s, low %v p99 %s, %.0f/s served",
-		3*capacity, overloadRun, high.statuses(), high.p99(), low.statuses(), low.p99(), rps(steady, overloadRun))
+	t.Logf("overload at %.0f/s for %s: high %v p50 %s p90 %s p99 %s, low %v p50 %s p99 %s, %.0f/s served",
+		3*capacity, overloadRun, high.statuses(), high.percentile(50), high.percentile(90), high.p99(),
+		low.statuses(), low.percentile(50), low.p99(), rps(steady, overloadRun))
 
 	// The issue's own bounds (99%, p99 within 2x unloaded + 10ms) are
 	// BenchmarkOverload's; beside another test run on two cores the CPU,
@@ -250,8 +264,12 @@ func TestOverloadShedsLowPriorityFirst(t *testing.T) {
 	if len(high) == 0 || float64(high.ok()) < 0.95*float64(len(high)) {
 		t.Errorf("high priority: %d of %d succeeded, want at least 95%%", high.ok(), len(high))
 	}
-	if p99, bound := high.p99(), 4*unloaded.p99()+250*time.Millisecond; p99 > bound {
-		t.Errorf("high priority p99 %s under overload, want within 4x the unloaded %s + 250ms", p99, unloaded.p99())
+	// A high request waits for the next free place, not behind the queue.
+	if p50, bound := high.percentile(50), 2*unloaded.percentile(50)+100*time.Millisecond; p50 > bound {
+		t.Errorf("high priority median %s under overload, want within 2x the unloaded %s + 100ms", p50, unloaded.percentile(50))
+	}
+	if p90, lowP50 := high.percentile(90), low.percentile(50); p90 >= lowP50 {
+		t.Errorf("high priority p90 %s under overload, want below the median of the low ones that got through, %s (the queue's wait)", p90, lowP50)
 	}
 	if lowShare, highShare := float64(low.ok())/float64(len(low)), float64(high.ok())/float64(len(high)); lowShare >= highShare {
 		t.Errorf("low priority succeeded %.0f%%, high %.0f%%: the low ones should absorb the shedding", 100*lowShare, 100*highShare)

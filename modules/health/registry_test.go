@@ -197,20 +197,42 @@ func TestHungCheckFailsAfterItsTimeoutAndNeverSlowsAProbe(t *testing.T) {
 
 // A check's timeout is also its context's deadline: a check that honours
 // its context returns then, and counts as a timeout.
+//
+// The run's context is made before the check's goroutine starts, which on a
+// loaded machine may be a while later: so the deadline is checked against
+// the times around it, and the end against the deadline.
 func TestCheckContextEndsAtItsTimeout(t *testing.T) {
 	const timeout = 50 * time.Millisecond
-	deadlines := make(chan time.Duration, 10)
+	type run struct {
+		began, deadline, ended time.Time
+		hasDeadline            bool
+		err                    error
+	}
+	runs := make(chan run, 10)
+	before := time.Now()
 	s := startRegistry(t, health.RegistryOptions{Checks: []check.Check{{
 		Name: "slow", Timeout: timeout, Period: time.Hour,
 		Run: func(ctx context.Context) error {
-			began := time.Now()
+			r := run{began: time.Now()}
+			r.deadline, r.hasDeadline = ctx.Deadline()
 			<-ctx.Done()
-			deadlines <- time.Since(began)
+			r.ended, r.err = time.Now(), ctx.Err()
+			runs <- r
 			return ctx.Err()
 		},
 	}}})
-	if took := <-deadlines; took < timeout || took > timeout+margin {
-		t.Errorf("the check's context ended after %v, want its %v timeout", took, timeout)
+	r := <-runs
+	switch {
+	case !r.hasDeadline || !errors.Is(r.err, context.DeadlineExceeded):
+		t.Errorf("the check's context: deadline %t, ended with %v; want it to end at its deadline", r.hasDeadline, r.err)
+	// The context was made between the registry's start and the run's:
+	// its deadline is the timeout after that moment.
+	case r.deadline.Before(before.Add(timeout)) || r.deadline.After(r.began.Add(timeout)):
+		t.Errorf("the check's deadline is %v after the run began (the registry started %v before), want its %v timeout after the run was made",
+			r.deadline.Sub(r.began), r.began.Sub(before), timeout)
+	case r.ended.Before(r.deadline) || r.ended.After(r.began.Add(timeout+margin)):
+		t.Errorf("the check's context ended %v after the run began, %v after its deadline, want at its %v timeout",
+			r.ended.Sub(r.began), r.ended.Sub(r.deadline), timeout)
 	}
 	eventually(t, margin, "failed with timeout", func() bool {
 		e := entry(s.reg.Report(), "slow")

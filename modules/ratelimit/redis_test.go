@@ -288,19 +288,39 @@ func TestRedisExpiryIsTheTimeUntilFull(t *testing.T) {
 	key := r.redisKey(limit.Name, "ip:192.0.2.1")
 	var last int64
 	for i := range 4 {
+		before := time.Now().UnixMicro()
 		d, err := r.Allow(ctx, "ip:192.0.2.1", limit)
+		after := time.Now().UnixMicro()
 		if err != nil || !d.Allowed {
 			t.Fatalf("request %d: %+v, %v", i+1, d, err)
 		}
-		pttl, err := client.PTTL(ctx, key).Result()
-		if err != nil {
+		// The key, its expiry, and Redis's clock, read at one moment: how
+		// long after the call they are read (a loaded machine may take a
+		// while) does not matter.
+		var tatCmd *redis.StringCmd
+		var pttlCmd *redis.DurationCmd
+		var timeCmd *redis.TimeCmd
+		if _, err := client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			tatCmd, pttlCmd, timeCmd = p.Get(ctx, key), p.PTTL(ctx, key), p.Time(ctx)
+			return nil
+		}); err != nil {
 			t.Fatal(err)
 		}
-		// PTTL counts down from ceil(ResetAfter) in whole ms from Redis's now.
-		if diff := d.ResetAfter - pttl; diff < -time.Millisecond || diff > 3*time.Millisecond {
-			t.Fatalf("request %d: PTTL %v, ResetAfter %v: want them within a ms or two", i+1, pttl, d.ResetAfter)
+		tat, err := tatCmd.Int64()
+		if err != nil {
+			t.Fatalf("request %d: GET %s: %v", i+1, key, err)
 		}
-		tat := getTAT(t, client, key)
+		// ResetAfter is the time from Redis's now, during the call, until
+		// the stored tat.
+		if now := tat - d.ResetAfter.Microseconds(); now < before-2000 || now > after+2000 {
+			t.Fatalf("request %d: tat %d less ResetAfter %v is %d, outside the call's time [%d, %d]", i+1, tat, d.ResetAfter, now, before, after)
+		}
+		// The key expires at the tat, rounded up to Redis's whole ms: PTTL
+		// counts down to it in whole ms from Redis's now.
+		expires := timeCmd.Val().UnixMicro() + pttlCmd.Val().Microseconds()
+		if diff := expires - tat; diff < -2000 || diff > 2000 {
+			t.Fatalf("request %d: the key expires at %d (PTTL %v), the bucket is full at %d: want them within a ms or two", i+1, expires, pttlCmd.Val(), tat)
+		}
 		if tat < last {
 			t.Fatalf("request %d: stored tat moved backwards: %d -> %d", i+1, last, tat)
 		}
