@@ -1,9 +1,11 @@
 package httpserver
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 
 	"github.com/meshkit/meshkit/internal/route"
 )
@@ -50,6 +52,12 @@ func (s *Server) checkAuthentication(routes []route.Route, middleware []route.Mi
 			return nil
 		}
 	}
+	// The first such route by path and method, so that the error and the
+	// warning name the same one whatever order Fx delivered the routes in.
+	routes = slices.Clone(routes)
+	slices.SortFunc(routes, func(a, b route.Route) int {
+		return cmp.Or(cmp.Compare(a.Path, b.Path), cmp.Compare(a.Method, b.Method))
+	})
 	for _, r := range routes {
 		if r.Policy.Public || !r.Listener.Serves(route.API) {
 			continue

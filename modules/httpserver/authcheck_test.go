@@ -58,3 +58,25 @@ func TestProductionRefusesAnUnauthenticatedAPI(t *testing.T) {
 		})
 	}
 }
+
+// TestUnauthenticatedRouteNamedWhateverTheOrder: the refusal and the warning
+// name the first private route by path and method, however the routes came.
+func TestUnauthenticatedRouteNamedWhateverTheOrder(t *testing.T) {
+	ok := func(c *gin.Context) { c.Status(http.StatusNoContent) }
+	hello := route.Route{Method: http.MethodGet, Path: "/v1/hello", Handler: ok}
+	upstream := route.Route{Method: http.MethodGet, Path: "/v1/upstream", Handler: ok}
+	mws := httpserver.DefaultMiddleware(testConfig(), slog.New(slog.DiscardHandler))
+	for _, routes := range [][]route.Route{{hello, upstream}, {upstream, hello}} {
+		_, err := httpserver.New(testConfig(), slog.New(slog.DiscardHandler), routes, mws, httpserver.RequireAuthentication())
+		if err == nil || !strings.Contains(err.Error(), "GET /v1/hello is not public") {
+			t.Errorf("routes %s, %s: error %v, want it to name GET /v1/hello", routes[0].Path, routes[1].Path, err)
+		}
+		logs := &logtest.Buffer{}
+		if _, err := httpserver.New(testConfig(), slog.New(slog.NewJSONHandler(logs, nil)), routes, mws, httpserver.WarnUnauthenticated()); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(logs.String(), `"route":"GET /v1/hello"`) {
+			t.Errorf("routes %s, %s: warning %s, want it to name GET /v1/hello", routes[0].Path, routes[1].Path, logs)
+		}
+	}
+}
