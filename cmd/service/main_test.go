@@ -238,6 +238,8 @@ func TestConfigurationErrorsExitWithOneLine(t *testing.T) {
 		{name: "config file with bad duration", env: []string{"SERVICE_CONFIG_FILE=" + badDurationFile}, wantNamed: []string{badDurationFile, "3x"}},
 		{name: "-config flag with unknown key", args: []string{"-config", unknownKeyFile}, wantNamed: []string{unknownKeyFile, "no_such_setting"}},
 		{name: "-config flag with missing file", args: []string{"-config", missingFile}, wantNamed: []string{missingFile}},
+		{name: "OTLP protocol not supported", env: []string{"OTEL_EXPORTER_OTLP_PROTOCOL=http/json"}, wantNamed: []string{"OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"}},
+		{name: "sampler not supported", env: []string{"OTEL_TRACES_SAMPLER=jaeger_remote"}, wantNamed: []string{"OTEL_TRACES_SAMPLER", "jaeger_remote"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -253,6 +255,9 @@ func TestConfigurationErrorsExitWithOneLine(t *testing.T) {
 				if !strings.Contains(line, name) {
 					t.Errorf("stderr %q does not name %q", line, name)
 				}
+			}
+			if !strings.HasPrefix(line, "service: configuration: ") || strings.Contains(line, "could not build") {
+				t.Errorf("stderr %q: want the configuration error alone, after \"service: configuration: \"", line)
 			}
 			if res.elapsed > 5*time.Second {
 				t.Errorf("took %s to reject the configuration, want it quick", res.elapsed)

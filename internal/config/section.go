@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"reflect"
@@ -113,6 +114,13 @@ func MapLookup(vars map[string]string) LookupFunc {
 		return v, ok
 	}
 }
+
+// ErrUnsupported is wrapped, with the variable and its value, by a module
+// that reads a setting of its own outside its section (the telemetry
+// module's OTEL_* variables) and cannot honour the value. The service
+// reports it as it reports an [Error]: one line, without the Fx errors
+// around it.
+var ErrUnsupported = errors.New("unsupported setting")
 
 // Error is a configuration error: one line naming the variable, YAML key or
 // file at fault. The loader returns it, so that a caller can tell a bad

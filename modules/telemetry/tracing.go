@@ -21,6 +21,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
 
 	"github.com/meshkit/meshkit/internal/buildinfo"
+	"github.com/meshkit/meshkit/internal/config"
 )
 
 // DefaultServiceName is the resource's service.name when neither
@@ -38,7 +39,8 @@ const (
 // as OTEL_TRACES_SAMPLER=jaeger_remote or OTEL_EXPORTER_OTLP_PROTOCOL=http/json.
 // The service refuses to start rather than silently trace differently from
 // what was asked.
-var ErrUnsupportedSetting = errors.New("unsupported setting")
+// It is config.ErrUnsupported, which the service reports in one line.
+var ErrUnsupportedSetting = config.ErrUnsupported
 
 // tracingEnv is the tracing part of the standard OpenTelemetry environment.
 // Tracing is configured by these variables only; they are not part of
