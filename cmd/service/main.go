@@ -90,23 +90,7 @@ func reportStartError(name string, err error, stderr io.Writer) {
 		_, _ = fmt.Fprintln(stderr, name+": configuration:", cfgErr)
 		return
 	}
-	if errors.Is(err, config.ErrUnsupported) {
-		_, _ = fmt.Fprintln(stderr, name+": configuration:", innermost(err, config.ErrUnsupported))
-		return
-	}
 	_, _ = fmt.Fprintln(stderr, name+":", err)
-}
-
-// innermost is the last error of err's chain that still wraps target (the
-// module's own error naming the setting), without the Fx errors around it.
-func innermost(err, target error) error {
-	for {
-		next := errors.Unwrap(err)
-		if next == nil || next == target || !errors.Is(next, target) { //nolint:errorlint // comparing the chain's links, not matching
-			return err
-		}
-		err = next
-	}
 }
 
 // serve runs the app until SIGTERM or SIGINT, then stops it within the

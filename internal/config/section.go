@@ -1,7 +1,6 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"reflect"
@@ -115,13 +114,6 @@ func MapLookup(vars map[string]string) LookupFunc {
 	}
 }
 
-// ErrUnsupported is wrapped, with the variable and its value, by a module
-// that reads a setting of its own outside its section (the telemetry
-// module's OTEL_* variables) and cannot honour the value. The service
-// reports it as it reports an [Error]: one line, without the Fx errors
-// around it.
-var ErrUnsupported = errors.New("unsupported setting")
-
 // Error is a configuration error: one line naming the variable, YAML key or
 // file at fault. The loader returns it, so that a caller can tell a bad
 // configuration (exit 1, one line) from other start-up failures even through
@@ -132,6 +124,14 @@ func (e *Error) Error() string { return e.err.Error() }
 
 // Unwrap returns the underlying error.
 func (e *Error) Unwrap() error { return e.err }
+
+// Errorf returns an [Error] formatted as fmt.Errorf does, for a module that
+// reads a setting of its own outside its section (the telemetry module's
+// OTEL_* variables) and finds a value it cannot honour: the service then
+// reports it as it reports the loader's, in one line.
+func Errorf(format string, args ...any) error {
+	return &Error{fmt.Errorf(format, args...)}
+}
 
 // Loaded is the loaded configuration: the environment and each section's
 // value, validated.

@@ -1,11 +1,12 @@
 package telemetry
 
 import (
-	"fmt"
 	"os"
 	"strings"
 
 	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/meshkit/meshkit/internal/config"
 )
 
 // lookupFunc looks a variable up: os.LookupEnv in production.
@@ -52,11 +53,11 @@ func NewPropagatorFromEnv(lookup func(string) (string, bool)) (propagation.TextM
 			props = append(props, propagation.Baggage{})
 		case "none":
 		default:
-			return nil, fmt.Errorf("telemetry: OTEL_PROPAGATORS=%q: %q: %w (want tracecontext, baggage or none)", value, name, ErrUnsupportedSetting)
+			return nil, config.Errorf("telemetry: OTEL_PROPAGATORS=%q: %q: %w (want tracecontext, baggage or none)", value, name, ErrUnsupportedSetting)
 		}
 	}
 	if seen["none"] && len(props) > 0 {
-		return nil, fmt.Errorf("telemetry: OTEL_PROPAGATORS=%q: none goes alone: %w", value, ErrUnsupportedSetting)
+		return nil, config.Errorf("telemetry: OTEL_PROPAGATORS=%q: none goes alone: %w", value, ErrUnsupportedSetting)
 	}
 	return propagation.NewCompositeTextMapPropagator(props...), nil
 }
@@ -80,7 +81,7 @@ func metricsExporter(lookup lookupFunc) (string, error) {
 	case metricsExporterPrometheus, metricsExporterNone:
 		return v, nil
 	}
-	return "", fmt.Errorf("telemetry: OTEL_METRICS_EXPORTER=%q: %w (want prometheus or none: metrics are served, not pushed, at the admin listener's GET /metrics)", v, ErrUnsupportedSetting)
+	return "", config.Errorf("telemetry: OTEL_METRICS_EXPORTER=%q: %w (want prometheus or none: metrics are served, not pushed, at the admin listener's GET /metrics)", v, ErrUnsupportedSetting)
 }
 
 // checkLogsExporter checks OTEL_LOGS_EXPORTER: console (logs are JSON lines
@@ -92,7 +93,7 @@ func checkLogsExporter(lookup lookupFunc) error {
 	case "", "console", "none":
 		return nil
 	default:
-		return fmt.Errorf("telemetry: OTEL_LOGS_EXPORTER=%q: %w (want console or none: the log is written to standard error, to be collected from there)", v, ErrUnsupportedSetting)
+		return config.Errorf("telemetry: OTEL_LOGS_EXPORTER=%q: %w (want console or none: the log is written to standard error, to be collected from there)", v, ErrUnsupportedSetting)
 	}
 }
 

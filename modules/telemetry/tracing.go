@@ -39,8 +39,8 @@ const (
 // as OTEL_TRACES_SAMPLER=jaeger_remote or OTEL_EXPORTER_OTLP_PROTOCOL=http/json.
 // The service refuses to start rather than silently trace differently from
 // what was asked.
-// It is config.ErrUnsupported, which the service reports in one line.
-var ErrUnsupportedSetting = config.ErrUnsupported
+// The error is a *config.Error, which the service reports in one line.
+var ErrUnsupportedSetting = errors.New("unsupported setting")
 
 // tracingEnv is the tracing part of the standard OpenTelemetry environment.
 // Tracing is configured by these variables only; they are not part of
@@ -86,12 +86,12 @@ func readTracingEnv(lookup func(string) (string, bool)) (tracingEnv, error) {
 	switch env.Exporter {
 	case "otlp", "none":
 	default:
-		return tracingEnv{}, fmt.Errorf("telemetry: OTEL_TRACES_EXPORTER=%q: %w (want otlp or none)", env.Exporter, ErrUnsupportedSetting)
+		return tracingEnv{}, config.Errorf("telemetry: OTEL_TRACES_EXPORTER=%q: %w (want otlp or none)", env.Exporter, ErrUnsupportedSetting)
 	}
 	switch env.Protocol {
 	case ProtocolGRPC, ProtocolHTTPProtobuf:
 	default:
-		return tracingEnv{}, fmt.Errorf("telemetry: OTEL_EXPORTER_OTLP_PROTOCOL=%q: %w (want grpc or http/protobuf)", env.Protocol, ErrUnsupportedSetting)
+		return tracingEnv{}, config.Errorf("telemetry: OTEL_EXPORTER_OTLP_PROTOCOL=%q: %w (want grpc or http/protobuf)", env.Protocol, ErrUnsupportedSetting)
 	}
 	if arg := get("OTEL_TRACES_SAMPLER_ARG"); arg != "" && strings.HasSuffix(env.Sampler, "traceidratio") {
 		ratio, err := strconv.ParseFloat(arg, 64)
@@ -167,7 +167,7 @@ func (e tracingEnv) sampler() (sdktrace.Sampler, error) {
 	case "parentbased_traceidratio":
 		return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(e.SamplerArg)), nil
 	}
-	return nil, fmt.Errorf("telemetry: OTEL_TRACES_SAMPLER=%q: %w (want always_on, always_off, traceidratio or parentbased_*)", e.Sampler, ErrUnsupportedSetting)
+	return nil, config.Errorf("telemetry: OTEL_TRACES_SAMPLER=%q: %w (want always_on, always_off, traceidratio or parentbased_*)", e.Sampler, ErrUnsupportedSetting)
 }
 
 // spanExporter returns the OTLP exporter for the endpoint, or nil when there

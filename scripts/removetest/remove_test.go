@@ -25,9 +25,10 @@ import (
 func TestRemovingTheExampleModuleLeavesEverythingGreen(t *testing.T) {
 	scratch.SkipInCopy(t)
 	root := scratch.RepoRoot(t)
-	example := scratch.ModulePath(t, root) + "/modules/example"
+	module := scratch.ModulePath(t, root)
+	example := module + "/modules/example"
 	touched := scratch.Dependents(t, root, example, "./app/...", "./cmd/...", "./modules/...")
-	if !slices.Contains(touched, scratch.ModulePath(t, root)+"/cmd/service") {
+	if !slices.Contains(touched, module+"/cmd/service") {
 		t.Fatalf("cmd/service is not among the packages that import %s: %v", example, touched)
 	}
 	dir := copyWithout(t, "example")
