@@ -88,6 +88,17 @@ func (p *testPKI) writeServer(leaf *devpki.Leaf) {
 	writeAtomic(p.t, p.cfg.KeyFile, leaf.KeyPEM)
 }
 
+// rotate replaces the certificate and key files as one change for tl's
+// watcher, as a writer that swaps both at once (a Kubernetes volume update)
+// does: it holds tl's reload lock across the two writes. writeServer alone
+// may pause between them, under load, for longer than the watcher's settle
+// time, and the watcher then rightly reports the mismatched pair it found.
+func (p *testPKI) rotate(tl *TLS, leaf *devpki.Leaf) {
+	tl.reloadMu.Lock()
+	defer tl.reloadMu.Unlock()
+	p.writeServer(leaf)
+}
+
 // client issues a client certificate of the CA with the ClientAuth usage.
 func (p *testPKI) client(opts ...devpki.Option) *devpki.Leaf {
 	return issueLeaf(p.t, p.ca, append([]devpki.Option{devpki.ClientAuth()}, opts...)...)

@@ -90,7 +90,7 @@ func TestRotationOfTheServerCertificate(t *testing.T) {
 
 	_, oldSerial := getReused(t, client, srv.url)
 	next := p.issueServer()
-	p.writeServer(next)
+	p.rotate(tl, next)
 	waitSerial(t, srv.url, cc, next.Serial)
 
 	conns := srv.newConns.Load()
@@ -171,7 +171,7 @@ func TestRotationKeepsTheCertificateOnABadFile(t *testing.T) {
 		t.Errorf("after a bad file the server shows serial %v, want the old %v", got, oldSerial)
 	}
 
-	p.writeServer(next)
+	p.rotate(tl, next)
 	waitSerial(t, srv.url, cc, next.Serial)
 	wantLogged(t, rec, "tls: reloaded", 1, next.Serial)
 	wantLogged(t, rec, failed, 1, nil)
