@@ -25,7 +25,7 @@ func pingModule() fx.Option {
 	return fx.Module("ping", fx.Provide(func() route.RoutesOut {
 		return route.RoutesOut{Routes: []route.Route{{Method: http.MethodGet, Path: "/v1/ping", Handler: func(c *gin.Context) {
 			c.JSON(http.StatusOK, gin.H{"pong": true})
-		}}}}
+		}, Operation: route.Operation{Summary: "Ping", Examples: []route.Example{{Name: "ping"}}}}}}
 	}))
 }
 
