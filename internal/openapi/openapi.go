@@ -214,8 +214,7 @@ type builder struct {
 
 // answer is one documented response while an operation is built.
 type answer struct {
-	from    []string // what answers it: the handler, a stage's name
-	headers []route.Header
+	from []string // what answers it: the handler, a stage's name
 }
 
 func (b *builder) operation(g group) (*openapi3.Operation, error) {
@@ -250,7 +249,7 @@ func (b *builder) operation(g group) (*openapi3.Operation, error) {
 	if q := first.Operation.Query; q != nil {
 		params, err := b.queryParameters(q)
 		if err != nil {
-			return nil, fmt.Errorf("%s: Query: %w", where, err)
+			return nil, fmt.Errorf("%s: the Query type: %w", where, err)
 		}
 		for _, p := range params {
 			op.AddParameter(p)
@@ -385,7 +384,7 @@ func sameShape(a, b route.Operation) bool {
 func (b *builder) requestBody(routes []route.Route) (*openapi3.RequestBody, error) {
 	schema, err := b.schema(routes[0].Operation.Request, requestMode)
 	if err != nil {
-		return nil, fmt.Errorf("Request: %w", err)
+		return nil, fmt.Errorf("the Request type: %w", err)
 	}
 	media := &openapi3.MediaType{Schema: schema}
 	for _, r := range routes {
@@ -442,7 +441,7 @@ func (b *builder) response(o route.Operation, status int, success bool, from []s
 	if o.Response != nil {
 		var err error
 		if schema, err = b.schema(o.Response, responseMode); err != nil {
-			return nil, fmt.Errorf("Response: %w", err)
+			return nil, fmt.Errorf("the Response type: %w", err)
 		}
 	}
 	resp.Content = openapi3.Content{contentType: &openapi3.MediaType{Schema: schema}}
@@ -551,7 +550,7 @@ func securitySchemes(name string) openapi3.SecuritySchemes {
 	return openapi3.SecuritySchemes{
 		BearerScheme: {Value: &openapi3.SecurityScheme{
 			Type: "http", Scheme: "bearer", BearerFormat: "JWT",
-			Description: "A JWT in Authorization: Bearer, checked against an HMAC secret or a JWKS (SERVICE_AUTH_*), its audience " + name + " in production. The operations that need it say so; development runs without tokens unless SERVICE_AUTH_* configure them.",
+			Description: "A JWT in Authorization: Bearer, checked against an HMAC secret or a JWKS (SERVICE_AUTH_*), its audience bound to " + name + " by SERVICE_AUTH_AUDIENCE in production. The operations that need it say so; development runs without tokens unless SERVICE_AUTH_* configure them.",
 		}},
 		MutualTLSScheme: {Value: &openapi3.SecurityScheme{
 			Type:        "mutualTLS",

@@ -32,7 +32,7 @@ type order struct {
 	Note     *string           `json:"note"`
 	Gift     *string           `json:"gift,omitempty"`
 	Meta     map[string]string `json:"meta" binding:"max=2"`
-	internal string
+	Skipped  string            `json:"-"`
 }
 
 // receipt is a response body: what has no omitempty is always there.
@@ -101,7 +101,7 @@ func TestRequestSchemaCarriesTheBindingRules(t *testing.T) {
 			t.Errorf("%s: %s, want %s", name, prop(name), want)
 		}
 	}
-	if _, ok := props["internal"]; ok || len(props) != 11 {
+	if _, ok := props["Skipped"]; ok || len(props) != 11 {
 		t.Errorf("properties %v, want the 11 json fields", props)
 	}
 	if req, _ := json.Marshal(got["required"]); string(req) != `["item","quantity"]` {
