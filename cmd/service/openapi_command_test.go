@@ -37,10 +37,9 @@ func TestOpenAPICommandPrintsTheCommittedDocument(t *testing.T) {
 	if err := doc.Validate(t.Context()); err != nil {
 		t.Fatalf("the document is not valid OpenAPI 3.1: %v", err)
 	}
-	for _, path := range []string{"/v1/hello", "/readyz", "/metrics", "/openapi.json"} {
-		if doc.Paths.Value(path) == nil {
-			t.Errorf("no %s in the document", path)
-		}
+	// Its own path, whichever other modules a team removes.
+	if doc.Paths.Value("/openapi.json") == nil {
+		t.Errorf("no /openapi.json in the document")
 	}
 	if doc.Paths.Value("/apptest/hello") != nil {
 		t.Errorf("the document has the tests' routes: service openapi prints the app of modules() alone")
