@@ -36,7 +36,7 @@ import (
 
 // modules is this service's list of modules: the template's (app.Modules:
 // telemetry, telemetry-client, httpserver, health, security, admission,
-// ratelimit, example), changed here one line at a time:
+// ratelimit, example, openapi), changed here one line at a time:
 //
 //	app.Without("example"),                     // remove a module
 //	app.Replace("ratelimit", mylimiter.Module), // replace a whole module
