@@ -212,11 +212,6 @@ type builder struct {
 	headers openapi3.Headers // the response headers' components
 }
 
-// answer is one documented response while an operation is built.
-type answer struct {
-	from []string // what answers it: the handler, a stage's name
-}
-
 func (b *builder) operation(g group) (*openapi3.Operation, error) {
 	first := g.routes[0]
 	where := "openapi: route " + g.method + " " + g.ginPath
@@ -267,15 +262,10 @@ func (b *builder) operation(g group) (*openapi3.Operation, error) {
 
 	// The answers: the handler's success and problems, then each stage's
 	// problems and headers for the route's policy.
-	answers := map[int]*answer{}
+	answers := map[int][]string{} // status: what answers it, the handler or a stage
 	add := func(status int, from string) {
-		a := answers[status]
-		if a == nil {
-			a = &answer{}
-			answers[status] = a
-		}
-		if !slices.Contains(a.from, from) {
-			a.from = append(a.from, from)
+		if !slices.Contains(answers[status], from) {
+			answers[status] = append(answers[status], from)
 		}
 	}
 	success := cmp.Or(first.Operation.Status, http.StatusOK)
@@ -310,7 +300,7 @@ func (b *builder) operation(g group) (*openapi3.Operation, error) {
 		if s < 100 || s > 599 {
 			return nil, fmt.Errorf("%s: status %d is not an HTTP status", where, s)
 		}
-		resp, err := b.response(first.Operation, s, s == success, answers[s].from)
+		resp, err := b.response(first.Operation, s, s == success, answers[s])
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", where, err)
 		}
