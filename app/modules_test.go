@@ -118,6 +118,11 @@ func TestEachRemovableModuleCanGo(t *testing.T) {
 				t.Errorf("rate-limit fields without the rate limiter: %v", ping.Header)
 			}
 		}},
+		{"openapi", loopback, func(t *testing.T, _ *http.Response, srv *httpserver.Server) {
+			if resp := serve(t, srv, http.MethodGet, "/openapi.json"); resp.StatusCode != http.StatusNotFound {
+				t.Errorf("GET /openapi.json: %d, want 404 without the openapi module", resp.StatusCode)
+			}
+		}},
 		{"admission", loopback, func(t *testing.T, _ *http.Response, srv *httpserver.Server) {
 			req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
 			rec := httptest.NewRecorder()
