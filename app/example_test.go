@@ -17,6 +17,7 @@ import (
 	"github.com/meshkit/meshkit/internal/route"
 	"github.com/meshkit/meshkit/modules/health"
 	"github.com/meshkit/meshkit/modules/httpserver"
+	"github.com/meshkit/meshkit/modules/openapi"
 )
 
 // The examples build the whole app but never start it: fx.Populate hands out
@@ -109,10 +110,17 @@ func ExampleNew_replaceState() {
 	// 503 {"type":"about:blank","title":"Service Unavailable","status":503,"detail":"the service is shutting down","request_id":"example-2"}
 }
 
+// greeting is the body of the example route's answer.
+type greeting struct {
+	Greeting string `json:"greeting"`
+}
+
 // Add a route from your own code: a constructor returning a route.RoutesOut
 // joins the server's routes. It runs behind
 // every middleware stage, like the built-in routes: the request ID is
-// settled, and requests that match no route get a 404 or 405 problem.
+// settled, and requests that match no route get a 404 or 405 problem. Its
+// Operation describes it in the API document (GET /openapi.json); a route
+// without one stops the app.
 func ExampleNew_addRoute() {
 	gin.SetMode(gin.TestMode)
 
@@ -121,19 +129,27 @@ func ExampleNew_addRoute() {
 			Method: http.MethodGet,
 			Path:   "/v1/greetings/:name",
 			Handler: func(c *gin.Context) {
-				c.JSON(http.StatusOK, gin.H{"greeting": "hello, " + c.Param("name")})
+				c.JSON(http.StatusOK, greeting{Greeting: "hello, " + c.Param("name")})
 			},
 			// The zero Policy is an ordinary API route: authenticated when auth
 			// is on, rate limited, the server's deadline and body cap.
 			Policy: route.Policy{},
+			Operation: route.Operation{
+				Summary:  "Greet someone",
+				Response: greeting{},
+				Examples: []route.Example{{Name: "gopher", Path: "/v1/greetings/gopher"}},
+			},
 		}}}
 	}
 
-	var server *httpserver.Server
+	var (
+		server *httpserver.Server
+		doc    *openapi.Document
+	)
 	a := app.New(
 		app.WithEnvironment(nil),
 		fx.Provide(newRoutes),
-		fx.Populate(&server),
+		fx.Populate(&server, &doc),
 	)
 	if err := a.Err(); err != nil {
 		log.Fatal(err)
@@ -168,12 +184,18 @@ func ExampleNew_addRoute() {
 
 	resp = serve(http.MethodDelete, "/v1/greetings/gopher", "req-44")
 	fmt.Println(resp.StatusCode, "Allow:", resp.Header.Get("Allow"))
+
+	// The API document describes the route, with the answers of the stages
+	// in its chain (401 from security, 429 from the rate limiter...).
+	op := doc.T().Paths.Find("/v1/greetings/{name}").Get
+	fmt.Println(op.Summary, op.Responses.Status(http.StatusOK) != nil, op.Responses.Status(http.StatusTooManyRequests) != nil)
 	// Output:
 	// 200 {"greeting":"hello, gopher"} 32
 	// 200 req-42
 	// 404 application/problem+json
 	// {"type":"about:blank","title":"Not Found","status":404,"detail":"no resource at this path","request_id":"req-43","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"}
 	// 405 Allow: GET
+	// Greet someone true true
 }
 
 // Add middleware from your own code: a constructor returning a

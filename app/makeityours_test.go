@@ -96,13 +96,22 @@ func newWelcome(cfg welcomeConfig, mp metric.MeterProvider) (*welcomeHandlers, e
 
 // Routes is (*greeter.Handlers).Routes.
 func (h *welcomeHandlers) Routes() []route.Route {
-	return []route.Route{{Method: http.MethodGet, Path: "/v1/welcome/:name", Handler: h.Greet}}
+	return []route.Route{{Method: http.MethodGet, Path: "/v1/welcome/:name", Handler: h.Greet, Operation: route.Operation{
+		Summary:  "Greet someone by name",
+		Response: welcomeMessage{},
+		Examples: []route.Example{{Name: "gopher", Path: "/v1/welcome/gopher"}},
+	}}}
+}
+
+// welcomeMessage is greeter.Message.
+type welcomeMessage struct {
+	Message string `json:"message"`
 }
 
 // Greet is (*greeter.Handlers).Greet.
 func (h *welcomeHandlers) Greet(c *gin.Context) {
 	h.greetings.Add(c.Request.Context(), 1)
-	c.JSON(http.StatusOK, gin.H{"message": h.greeting + ", " + c.Param("name")})
+	c.JSON(http.StatusOK, welcomeMessage{Message: h.greeting + ", " + c.Param("name")})
 }
 
 // Check is (*greeter.Handlers).Check.
@@ -181,10 +190,26 @@ func ExampleNew_addModule() {
 		log.Fatal("no welcome_greetings_total on /metrics")
 	}
 	fmt.Println(sample[1], sample[2])
+
+	// The API document, on the API listener, describes the route.
+	var doc struct {
+		Paths map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal([]byte(get(api+"/openapi.json")), &doc); err != nil {
+		log.Fatal(err)
+	}
+	var op struct {
+		Summary string `json:"summary"`
+	}
+	if err := json.Unmarshal(doc.Paths["/v1/welcome/{name}"]["get"], &op); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("openapi.json: GET /v1/welcome/{name}:", op.Summary)
 	// Output:
 	// {"message":"hi, gopher"}
 	// healthz pass, welcome pass (critical: false)
 	// welcome_greetings_total 1
+	// openapi.json: GET /v1/welcome/{name}: Greet someone by name
 }
 
 // Remove a module: app.Without takes it out of the template's list, as a

@@ -11,6 +11,7 @@ import (
 	"github.com/meshkit/meshkit/modules/example"
 	"github.com/meshkit/meshkit/modules/health"
 	"github.com/meshkit/meshkit/modules/httpserver"
+	"github.com/meshkit/meshkit/modules/openapi"
 	"github.com/meshkit/meshkit/modules/ratelimit"
 	"github.com/meshkit/meshkit/modules/ratelimit/admission"
 	"github.com/meshkit/meshkit/modules/security"
@@ -36,6 +37,7 @@ func Modules() []Module {
 		{"admission", admission.Module},
 		{"ratelimit", ratelimit.Module},
 		{"example", example.Module},
+		{"openapi", openapi.Module},
 	}
 }
 

@@ -25,7 +25,7 @@ func pingModule() fx.Option {
 	return fx.Module("ping", fx.Provide(func() route.RoutesOut {
 		return route.RoutesOut{Routes: []route.Route{{Method: http.MethodGet, Path: "/v1/ping", Handler: func(c *gin.Context) {
 			c.JSON(http.StatusOK, gin.H{"pong": true})
-		}}}}
+		}, Operation: route.Operation{Summary: "Ping", Examples: []route.Example{{Name: "ping"}}}}}}
 	}))
 }
 
@@ -116,6 +116,11 @@ func TestEachRemovableModuleCanGo(t *testing.T) {
 		{"ratelimit", loopback, func(t *testing.T, ping *http.Response, _ *httpserver.Server) {
 			if ping.Header.Get("RateLimit") != "" || ping.Header.Get("RateLimit-Policy") != "" {
 				t.Errorf("rate-limit fields without the rate limiter: %v", ping.Header)
+			}
+		}},
+		{"openapi", loopback, func(t *testing.T, _ *http.Response, srv *httpserver.Server) {
+			if resp := serve(t, srv, http.MethodGet, "/openapi.json"); resp.StatusCode != http.StatusNotFound {
+				t.Errorf("GET /openapi.json: %d, want 404 without the openapi module", resp.StatusCode)
 			}
 		}},
 		{"admission", loopback, func(t *testing.T, _ *http.Response, srv *httpserver.Server) {

@@ -459,8 +459,9 @@ func itemRoutes() []route.Route {
 	return []route.Route{
 		{Method: http.MethodGet, Path: "/v1/items/:id", Handler: func(c *gin.Context) {
 			c.JSON(http.StatusOK, gin.H{"id": c.Param("id")})
-		}},
-		{Method: http.MethodGet, Path: "/v1/panic", Handler: func(*gin.Context) { panic("test panic") }},
+		}, Operation: route.Operation{Summary: "An item", Examples: []route.Example{{Name: "one", Path: "/v1/items/1"}}}},
+		{Method: http.MethodGet, Path: "/v1/panic", Handler: func(*gin.Context) { panic("test panic") },
+			Operation: route.Operation{Summary: "Panic", Examples: []route.Example{{Name: "panic", Status: http.StatusInternalServerError}}}},
 	}
 }
 

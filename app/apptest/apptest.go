@@ -16,6 +16,7 @@ package apptest
 import (
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -90,11 +91,30 @@ func New(p Params) *Handlers {
 // priority, and an authenticated caller may ask for up to high.
 func (h *Handlers) Routes() []route.Route {
 	policy := route.Policy{Priority: priority.Normal, MaxPriority: priority.High}
+	tags := []string{"apptest"}
 	return []route.Route{
-		{Method: http.MethodGet, Path: HelloPath, Handler: Hello, Policy: policy},
-		{Method: http.MethodPost, Path: EchoPath, Handler: Echo, Policy: policy},
-		{Method: http.MethodGet, Path: UpstreamPath, Handler: h.Upstream, Policy: policy},
-		{Method: http.MethodGet, Path: PanicPath, Handler: func(*gin.Context) { panic("apptest: panic on purpose") }, Policy: policy},
+		{Method: http.MethodGet, Path: HelloPath, Handler: Hello, Policy: policy, Operation: route.Operation{
+			Summary: "Say hello (tests)", Tags: tags, Response: Message{},
+			Examples: []route.Example{{Name: "hello"}},
+		}},
+		{Method: http.MethodPost, Path: EchoPath, Handler: Echo, Policy: policy, Operation: route.Operation{
+			Summary: "Echo a message (tests)", Tags: tags, Request: Message{}, Response: Message{},
+			Problems: []int{http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity},
+			Examples: []route.Example{
+				{Name: "hello", Body: `{"message":"hello"}`},
+				{Name: "missing-message", Body: `{}`, Status: http.StatusUnprocessableEntity, Invalid: true},
+				{Name: "too-long", Body: `{"message":"` + strings.Repeat("x", 1025) + `"}`, Status: http.StatusUnprocessableEntity, Invalid: true},
+			},
+		}},
+		{Method: http.MethodGet, Path: UpstreamPath, Handler: h.Upstream, Policy: policy, Operation: route.Operation{
+			Summary: "Relay the upstream (tests)", Tags: tags, ContentType: "*/*",
+			Problems: []int{http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout},
+			Examples: []route.Example{{Name: "no-upstream", Status: http.StatusServiceUnavailable}},
+		}},
+		{Method: http.MethodGet, Path: PanicPath, Handler: func(*gin.Context) { panic("apptest: panic on purpose") }, Policy: policy, Operation: route.Operation{
+			Summary: "Panic (tests)", Tags: tags,
+			Examples: []route.Example{{Name: "panic", Status: http.StatusInternalServerError}},
+		}},
 	}
 }
 

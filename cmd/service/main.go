@@ -7,6 +7,8 @@
 //	                          write development certificates for mTLS
 //	service devtoken -secret-env VAR [-sub S] [-iss I] [-aud A] [-ttl D]
 //	                          print an HS256 token for local development
+//	service openapi [-config FILE]
+//	                          print the API document (OpenAPI 3.1, docs/openapi.json)
 //
 // It is the only place that exits.
 package main
@@ -34,7 +36,7 @@ import (
 
 // modules is this service's list of modules: the template's (app.Modules:
 // telemetry, telemetry-client, httpserver, health, security, admission,
-// ratelimit, example), changed here one line at a time:
+// ratelimit, example, openapi), changed here one line at a time:
 //
 //	app.Without("example"),                     // remove a module
 //	app.Replace("ratelimit", mylimiter.Module), // replace a whole module
@@ -62,6 +64,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return devcerts(args[1:], stdout, stderr)
 		case "devtoken":
 			return devtoken(args[1:], stdout, stderr)
+		case "openapi":
+			return openapiCommand(args[1:], stdout, stderr)
 		}
 	}
 	src, ok := parseConfigFlag("service", args, stderr)

@@ -108,6 +108,9 @@ type Route struct {
 	Policy Policy
 	// Listener picks the listener(s) that serve the route. Default: API.
 	Listener Listener
+	// Operation describes the route in the API document: required (its
+	// Summary at least), see [Operation].
+	Operation Operation
 }
 
 // Stage orders middleware. Lower stages run first (outermost). The numbers
@@ -143,8 +146,18 @@ type Middleware struct {
 	Stage Stage
 	// ForRoute returns the handler for a route with policy p, or nil when the
 	// stage has nothing to do for such a route (e.g. security on a public
-	// route). It is called once per route when the server is built.
+	// route). It is called when the server is built, for each route and
+	// listener, and to ask whether a stage authenticates a route.
 	ForRoute func(p Policy) gin.HandlerFunc
+	// Problems returns the error statuses the stage may answer for a route
+	// with policy p, each an RFC 9457 problem, for the API document: e.g.
+	// the security stage's 401 on a route that is not public. Optional. It
+	// depends on the policy alone, never on the configuration, so that the
+	// document is the same wherever the service runs.
+	Problems func(p Policy) []int
+	// Headers returns the response headers the stage may set on a route
+	// with policy p, for the API document. Optional.
+	Headers func(p Policy) []Header
 }
 
 // RoutesOut is what a constructor returns to give the server routes: Fx

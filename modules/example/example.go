@@ -91,9 +91,37 @@ func New(p Params) *Handlers {
 func (h *Handlers) Routes() []route.Route {
 	policy := route.Policy{Priority: priority.Normal, MaxPriority: priority.High}
 	return []route.Route{
-		{Method: http.MethodGet, Path: "/v1/hello", Handler: h.Hello, Policy: policy},
-		{Method: http.MethodPost, Path: "/v1/echo", Handler: h.Echo, Policy: policy},
-		{Method: http.MethodGet, Path: "/v1/upstream", Handler: h.Upstream, Policy: policy},
+		{Method: http.MethodGet, Path: "/v1/hello", Handler: h.Hello, Policy: policy, Operation: route.Operation{
+			Summary:     "Say hello",
+			Description: "Greets the authenticated caller by the token's subject, or the world.",
+			Tags:        []string{"example"},
+			Response:    Message{},
+			Examples:    []route.Example{{Name: "hello", Summary: "A greeting"}},
+		}},
+		{Method: http.MethodPost, Path: "/v1/echo", Handler: h.Echo, Policy: policy, Operation: route.Operation{
+			Summary:     "Echo a message",
+			Description: "Answers with the message it was sent: the bind package's checks in a handler of three lines.",
+			Tags:        []string{"example"},
+			Request:     Message{},
+			Response:    Message{},
+			// The bind package's answers: a body that is not JSON, over
+			// the cap, of another Content-Type, or with an invalid field.
+			Problems: []int{http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity},
+			Examples: []route.Example{
+				{Name: "hello", Summary: "A message", Body: `{"message":"hello"}`},
+				{Name: "empty-message", Summary: "An empty message", Body: `{"message":""}`, Status: http.StatusUnprocessableEntity, Invalid: true},
+				{Name: "not-json", Summary: "A body that is not JSON", Body: `{"message":`, Status: http.StatusBadRequest, Invalid: true},
+				{Name: "plain-text", Summary: "Another Content-Type", Body: "hello", ContentType: "text/plain", Status: http.StatusUnsupportedMediaType, Invalid: true},
+			},
+		}},
+		{Method: http.MethodGet, Path: "/v1/upstream", Handler: h.Upstream, Policy: policy, Operation: route.Operation{
+			Summary:     "Relay the upstream",
+			Description: "Calls SERVICE_EXAMPLE_UPSTREAM_URL and relays a 2xx answer's status, Content-Type and body. Any other answer is a 502 problem with the upstream's status in upstream_status; 503 when no upstream is configured.",
+			Tags:        []string{"example"},
+			ContentType: "*/*", // the upstream's
+			Problems:    []int{http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout},
+			Examples:    []route.Example{{Name: "no-upstream", Summary: "No upstream configured (the default)", Status: http.StatusServiceUnavailable}},
+		}},
 	}
 }
 

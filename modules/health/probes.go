@@ -42,11 +42,35 @@ func Routes(s *State, components ...check.Component) []route.Route {
 func (r *Registry) Routes(s *State) []route.Route {
 	policy := route.OperationalPolicy()
 	p := probes{state: s, registry: r}
+	liveOp := route.Operation{
+		Summary:     "Liveness",
+		Description: "200 while the process can answer at all; never looks at a dependency, so an outage of one never restarts the service.",
+		Tags:        []string{"probes"},
+		Response:    probeBody{},
+		Examples:    []route.Example{{Name: "live", Summary: "The process answers"}},
+	}
+	ready := route.Operation{
+		Summary:  "Readiness",
+		Tags:     []string{"probes"},
+		Response: probeBody{},
+		Problems: []int{http.StatusServiceUnavailable},
+		Examples: []route.Example{{Name: "ready", Summary: "A started service whose critical checks pass"}},
+	}
+	apiReady, adminReady := ready, ready
+	apiReady.Description = "200 with the status when the service has started, is not draining and no critical check fails; else a 503 problem that does not say why."
+	adminReady.Description = "The same answer with the details: the 200 lists each check and component in checks, and the 503 problem names what fails (its checks member lists them too)."
 	return []route.Route{
-		{Method: http.MethodGet, Path: "/livez", Policy: policy, Listener: route.Both, Handler: live},
-		{Method: http.MethodGet, Path: "/readyz", Policy: policy, Listener: route.API, Handler: p.readyStatus},
-		{Method: http.MethodGet, Path: "/readyz", Policy: policy, Listener: route.Admin, Handler: p.ready},
-		{Method: http.MethodGet, Path: "/healthz", Policy: policy, Listener: route.Admin, Handler: p.health},
+		{Method: http.MethodGet, Path: "/livez", Policy: policy, Listener: route.Both, Handler: live, Operation: liveOp},
+		{Method: http.MethodGet, Path: "/readyz", Policy: policy, Listener: route.API, Handler: p.readyStatus, Operation: apiReady},
+		{Method: http.MethodGet, Path: "/readyz", Policy: policy, Listener: route.Admin, Handler: p.ready, Operation: adminReady},
+		{Method: http.MethodGet, Path: "/healthz", Policy: policy, Listener: route.Admin, Handler: p.health, Operation: route.Operation{
+			Summary:     "Health report",
+			Description: "Every check and component with its status, whether it is critical, when it last ran and how long it took (application/health+json). Always 200: its status says fail when the service is not ready.",
+			Tags:        []string{"probes"},
+			ContentType: HealthContentType,
+			Response:    healthBody{},
+			Examples:    []route.Example{{Name: "report", Summary: "The report"}},
+		}},
 	}
 }
 

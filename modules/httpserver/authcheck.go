@@ -11,8 +11,8 @@ import (
 )
 
 // ErrUnauthenticated is returned by [New] with [RequireAuthentication] (the
-// module sets it in production) when a non-public API route exists and no
-// middleware runs at route.StageSecurity: anyone could call the route.
+// module sets it in production) when a non-public API route exists that no
+// middleware at route.StageSecurity handles: anyone could call the route.
 var ErrUnauthenticated = errors.New("no stage authenticates callers")
 
 // authentication is what New does about non-public API routes that no stage
@@ -39,18 +39,16 @@ func WarnUnauthenticated() Option {
 	return func(s *Server) { s.authentication = authWarn }
 }
 
-// checkAuthentication looks for a non-public API route while no middleware
-// is at route.StageSecurity. It is a property of the assembled server, not of
-// the configuration, so deleting the security module from an app cannot turn
-// it off.
+// checkAuthentication looks for a non-public API route that no middleware at
+// route.StageSecurity gives a handler. It is a property of the assembled
+// server, not of the configuration, so deleting the security module from an
+// app cannot turn it off. A stage that is there but has nothing to check
+// (the security module with neither tokens nor mutual TLS configured, which
+// stays in the app to declare its problems in the API document) does not
+// count.
 func (s *Server) checkAuthentication(routes []route.Route, middleware []route.Middleware) error {
 	if s.authentication == authUnchecked {
 		return nil
-	}
-	for _, m := range middleware {
-		if m.Stage == route.StageSecurity {
-			return nil
-		}
 	}
 	// The first such route by path and method, so that the error and the
 	// warning name the same one whatever order Fx delivered the routes in.
@@ -59,7 +57,7 @@ func (s *Server) checkAuthentication(routes []route.Route, middleware []route.Mi
 		return cmp.Or(cmp.Compare(a.Path, b.Path), cmp.Compare(a.Method, b.Method))
 	})
 	for _, r := range routes {
-		if r.Policy.Public || !r.Listener.Serves(route.API) {
+		if r.Policy.Public || !r.Listener.Serves(route.API) || authenticates(middleware, r.Policy) {
 			continue
 		}
 		if s.authentication == authRequired {
@@ -71,4 +69,15 @@ func (s *Server) checkAuthentication(routes []route.Route, middleware []route.Mi
 		return nil
 	}
 	return nil
+}
+
+// authenticates reports whether a stage at route.StageSecurity has a handler
+// for a route with policy p.
+func authenticates(middleware []route.Middleware, p route.Policy) bool {
+	for _, m := range middleware {
+		if m.Stage == route.StageSecurity && m.ForRoute(p) != nil {
+			return true
+		}
+	}
+	return false
 }

@@ -21,7 +21,16 @@ func TestProductionRefusesAnUnauthenticatedAPI(t *testing.T) {
 	private := route.Route{Method: http.MethodGet, Path: "/v1/orders", Handler: ok}
 	public := route.Route{Method: http.MethodGet, Path: "/v1/status", Handler: ok, Policy: route.Policy{Public: true}}
 	adminOnly := route.Route{Method: http.MethodGet, Path: "/debug/x", Handler: ok, Listener: route.Admin}
-	authenticates := route.Middleware{Name: "auth", Stage: route.StageSecurity, ForRoute: func(route.Policy) gin.HandlerFunc { return nil }}
+	authenticates := route.Middleware{Name: "auth", Stage: route.StageSecurity, ForRoute: func(p route.Policy) gin.HandlerFunc {
+		if p.Public {
+			return nil
+		}
+		return func(c *gin.Context) { c.Next() }
+	}}
+	// The security module without tokens or mutual TLS: at its stage, to
+	// declare its problems in the API document, with a handler for no route.
+	idle := route.Middleware{Name: "security", Stage: route.StageSecurity, ForRoute: func(route.Policy) gin.HandlerFunc { return nil },
+		Problems: func(route.Policy) []int { return []int{http.StatusUnauthorized} }}
 
 	tests := []struct {
 		name       string
@@ -31,6 +40,7 @@ func TestProductionRefusesAnUnauthenticatedAPI(t *testing.T) {
 	}{
 		{"a private route and no security stage", []route.Route{public, private}, nil, true},
 		{"a security stage", []route.Route{private}, []route.Middleware{authenticates}, false},
+		{"a security stage with nothing to check", []route.Route{private}, []route.Middleware{idle}, true},
 		{"public routes only", []route.Route{public}, nil, false},
 		{"admin-only routes", []route.Route{adminOnly}, nil, false},
 	}

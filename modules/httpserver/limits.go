@@ -37,7 +37,20 @@ func limitsStage(cfg Config) route.Middleware {
 				}
 			}
 		},
+		Problems: limitsProblems,
 	}
+}
+
+// limitsProblems are the limits stage's answers: 431 for headers over the
+// cap, 413 for a body over it (the document lists it for operations that
+// take a body), 504 when the route has a deadline (the default, unless its
+// Timeout is negative).
+func limitsProblems(p route.Policy) []int {
+	statuses := []int{http.StatusRequestEntityTooLarge, http.StatusRequestHeaderFieldsTooLarge}
+	if p.Timeout >= 0 {
+		statuses = append(statuses, http.StatusGatewayTimeout)
+	}
+	return statuses
 }
 
 // routeBodyCap is the route's own body cap, else the server's.

@@ -34,6 +34,10 @@ func recoverStage(log *slog.Logger) route.Middleware {
 		Name:     "recover",
 		Stage:    route.StageRecover,
 		ForRoute: func(route.Policy) gin.HandlerFunc { return handler },
+		Problems: func(route.Policy) []int { return []int{http.StatusInternalServerError} },
+		Headers: func(route.Policy) []route.Header {
+			return []route.Header{{Name: requestid.Header, Description: "The request's ID: the caller's when it sent a valid one, else a new one."}}
+		},
 	}
 }
 

@@ -52,7 +52,30 @@ func NewMiddleware(l Limiter, def Limit, routes []route.Route, opts ...Middlewar
 		}
 		return limitHandler(l, LimitOf(p.RateLimit, def).prepared(), o.metrics)
 	}
-	return []route.Middleware{{Name: "ratelimit", Stage: route.StageRateLimit, ForRoute: stage}}, nil
+	return []route.Middleware{{Name: "ratelimit", Stage: route.StageRateLimit, ForRoute: stage, Problems: problems, Headers: headers}}, nil
+}
+
+// problems are the stage's answers on a route it limits: 429 when the
+// client's bucket is empty, 503 when the limiter cannot decide (Redis down
+// and SERVICE_RATELIMIT_FAILURE_MODE=closed).
+func problems(p route.Policy) []int {
+	if p.RateLimitExempt {
+		return nil
+	}
+	return []int{http.StatusTooManyRequests, http.StatusServiceUnavailable}
+}
+
+// headers are the RateLimit fields (draft-ietf-httpapi-ratelimit-headers)
+// and the wait of a refusal.
+func headers(p route.Policy) []route.Header {
+	if p.RateLimitExempt {
+		return nil
+	}
+	return []route.Header{
+		{Name: "RateLimit-Policy", Description: `The limit that applies, e.g. "default";q=20;w=12.`},
+		{Name: "RateLimit", Description: `What is left of it, e.g. "default";r=19;t=1.`},
+		{Name: "Retry-After", Description: "Seconds to wait before retrying.", Statuses: []int{http.StatusTooManyRequests, http.StatusServiceUnavailable}},
+	}
 }
 
 // oneLimitPerName fails when two limits in use share a name but not their

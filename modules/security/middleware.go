@@ -46,21 +46,53 @@ type Stage struct {
 }
 
 // Middleware returns the security stage. Public routes are left out (the TLS
-// handshake still applies to them). Without mTLS and tokens it is left out
-// everywhere: the API is open.
+// handshake still applies to them). Without mTLS and tokens it gives no
+// route a handler (the API is open, and the HTTP server warns, or refuses
+// to start in production), but it is still there to declare its problems in
+// the API document: the document describes the service, not one
+// configuration of it.
 func (s Stage) Middleware() []route.Middleware {
-	if !s.MutualTLS && s.Verifier == nil {
-		return nil
-	}
 	if s.Log == nil {
 		s.Log = slog.Default()
 	}
-	return []route.Middleware{{Name: "security", Stage: route.StageSecurity, ForRoute: func(p route.Policy) gin.HandlerFunc {
-		if p.Public {
-			return nil
-		}
-		return s.handle
-	}}}
+	on := s.MutualTLS || s.Verifier != nil
+	return []route.Middleware{{
+		Name:  "security",
+		Stage: route.StageSecurity,
+		ForRoute: func(p route.Policy) gin.HandlerFunc {
+			if p.Public || !on {
+				return nil
+			}
+			return s.handle
+		},
+		Problems: s.problems,
+		Headers:  s.headers,
+	}}
+}
+
+// problems are the stage's answers on a route that is not public: 401
+// without valid credentials, 403 for a client certificate no longer
+// authorized, and 429 when the Charger refuses another signature check.
+func (s Stage) problems(p route.Policy) []int {
+	if p.Public {
+		return nil
+	}
+	statuses := []int{http.StatusUnauthorized, http.StatusForbidden}
+	if s.Charger != nil {
+		statuses = append(statuses, http.StatusTooManyRequests)
+	}
+	return statuses
+}
+
+// headers are the challenge of a 401 and the wait of a 429.
+func (s Stage) headers(p route.Policy) []route.Header {
+	if p.Public {
+		return nil
+	}
+	return []route.Header{
+		{Name: "WWW-Authenticate", Description: `The Bearer challenge (RFC 6750), e.g. Bearer realm="` + realm + `", error="invalid_token".`, Statuses: []int{http.StatusUnauthorized}},
+		{Name: "Retry-After", Description: "Seconds to wait before retrying.", Statuses: []int{http.StatusTooManyRequests}},
+	}
 }
 
 func (s Stage) handle(c *gin.Context) {

@@ -80,6 +80,14 @@ func MetricsRoutes(reg *prometheus.Registry, log *slog.Logger) []route.Route {
 		Handler:  gin.WrapH(handler),
 		Policy:   route.OperationalPolicy(),
 		Listener: route.Admin,
+		Operation: route.Operation{
+			Summary:     "Metrics for Prometheus",
+			Description: "Every metric of the service in the Prometheus text format (see the README's Telemetry): the HTTP server's, the rate limiter's, the health checks', the Go runtime's and the process's.",
+			Tags:        []string{"operations"},
+			ContentType: "text/plain",
+			Response:    "",
+			Examples:    []route.Example{{Name: "scrape", Summary: "A scrape"}},
+		},
 	}}
 }
 

@@ -26,11 +26,18 @@ func copyWithScripts(t *testing.T) string {
 	return dir
 }
 
+// documentTests are the tests of cmd/service that the recipes must keep
+// passing in a copy: the configuration reference's, and the API document's
+// (docs/openapi.json is what `service openapi` prints and the service
+// serves, and every operation answers its examples as documented).
+const documentTests = "ConfigReference|OpenAPI|ServedDocument|EveryOperation"
+
 // TestNewModuleBuildsTestsAndServes runs scripts/new-module widgets in a
-// copy: then the copy builds and vets, the new package's tests and the
-// configuration reference's pass (the script documented the section), and
-// the built service answers GET /v1/widgets, shows the check on /healthz
-// and the counter on /metrics.
+// copy: then the copy builds and vets, the new package's tests, the
+// configuration reference's and the API document's pass (the script
+// documented the section and regenerated docs/openapi.json), and the built
+// service answers GET /v1/widgets, shows the check on /healthz, the counter
+// on /metrics and the route in its /openapi.json.
 func TestNewModuleBuildsTestsAndServes(t *testing.T) {
 	scratch.SkipInCopy(t)
 	dir := copyWithScripts(t)
@@ -43,7 +50,7 @@ func TestNewModuleBuildsTestsAndServes(t *testing.T) {
 		t.Errorf("gofmt -l lists:\n%s", out)
 	}
 	scratch.Run(t, dir, "go", "test", "-count=1", "./modules/widgets/")
-	scratch.Run(t, dir, "go", "test", "-count=1", "-run", "ConfigReference", "./cmd/service/")
+	scratch.Run(t, dir, "go", "test", "-count=1", "-run", documentTests, "./cmd/service/")
 
 	binary := filepath.Join(t.TempDir(), "service")
 	scratch.Run(t, dir, "go", "build", "-o", binary, "./cmd/service")
@@ -58,14 +65,33 @@ func TestNewModuleBuildsTestsAndServes(t *testing.T) {
 	if _, _, metrics := scratch.Get(t, s.Admin+"/metrics"); !regexp.MustCompile(`(?m)^widgets_requests_total\{.*\} 1$`).MatchString(metrics) {
 		t.Errorf("/metrics has no widgets_requests_total of 1:\n%s", metrics)
 	}
+	checkDocumented(t, s, "/v1/widgets")
+}
+
+// checkDocumented reads the service's /openapi.json and fails unless it
+// describes GET path, as the copy's committed docs/openapi.json must too.
+func checkDocumented(t *testing.T, s scratch.Service, path string) {
+	t.Helper()
+	status, _, body := scratch.Get(t, s.API+"/openapi.json")
+	var doc struct {
+		Paths map[string]struct {
+			Get *struct {
+				Summary string `json:"summary"`
+			} `json:"get"`
+		} `json:"paths"`
+	}
+	if status != http.StatusOK || json.Unmarshal([]byte(body), &doc) != nil || doc.Paths[path].Get == nil || doc.Paths[path].Get.Summary == "" {
+		t.Errorf("GET /openapi.json: %d; want a document describing GET %s:\n%.500s", status, path, body)
+	}
 }
 
 // TestMakeItYoursRecipes follows the README's recipes one after the other
 // in a copy, as a team starting a service would: rename the module, add a
 // module with scripts/new-module, add middleware and swap a part (a
 // decorated configuration) in modules(). The whole copy builds and vets,
-// the packages touched pass their tests, and the built service shows each
-// change.
+// the packages touched pass their tests (the API document's among them:
+// the scripts regenerated it, and neither the middleware nor the
+// configuration changes it), and the built service shows each change.
 func TestMakeItYoursRecipes(t *testing.T) {
 	scratch.SkipInCopy(t)
 	dir := copyWithScripts(t)
@@ -115,7 +141,7 @@ func newMiddleware() route.MiddlewareOut {
 		t.Errorf("gofmt -l lists:\n%s", out)
 	}
 	scratch.Run(t, dir, "go", "test", "-count=1", "./modules/widgets/")
-	scratch.Run(t, dir, "go", "test", "-count=1", "-run", "ConfigReference", "./cmd/service/")
+	scratch.Run(t, dir, "go", "test", "-count=1", "-run", documentTests, "./cmd/service/")
 
 	binary := filepath.Join(t.TempDir(), "service")
 	scratch.Run(t, dir, "go", "build", "-o", binary, "./cmd/service")
@@ -127,6 +153,7 @@ func newMiddleware() route.MiddlewareOut {
 	if _, header, _ := scratch.Get(t, s.API+"/livez"); header.Get("X-Served-By") != "" {
 		t.Errorf("/livez went through the served-by middleware")
 	}
+	checkDocumented(t, s, "/v1/widgets")
 	client := &http.Client{Timeout: 10 * time.Second}
 	resp, err := client.Post(s.API+"/v1/echo", "application/json", strings.NewReader(`{"message":"`+strings.Repeat("x", 70<<10)+`"}`)) //nolint:noctx // the client's timeout bounds it
 	if err != nil {

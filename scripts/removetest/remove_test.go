@@ -18,7 +18,8 @@ import (
 // yours" tells a team that does not want the example: delete the folder
 // modules/example, the lines of app/ and cmd/ (not their tests) that name
 // it, and the rows of its settings in docs/CONFIGURATION.md (the reference's
-// test names them otherwise). Then the whole copy builds and vets, and the
+// test names them otherwise), and regenerate docs/openapi.json (its test
+// names the difference otherwise). Then the whole copy builds and vets, and the
 // tests of every package of app/, cmd/ and modules/ that imported the example
 // (its code or its tests, directly or not) pass: none of them needs the
 // example's routes. The other packages cannot tell the example is gone.
@@ -33,6 +34,12 @@ func TestRemovingTheExampleModuleLeavesEverythingGreen(t *testing.T) {
 	}
 	dir := copyWithout(t, "example")
 	dropRows(t, filepath.Join(dir, "docs", "CONFIGURATION.md"), "SERVICE_EXAMPLE_")
+	// The API document loses the example's routes: regenerated, as the
+	// README says, it is again what the service serves.
+	scratch.RegenerateOpenAPI(t, dir)
+	if doc := scratch.Read(t, filepath.Join(dir, "docs", "openapi.json")); strings.Contains(doc, "/v1/echo") || !strings.Contains(doc, "/readyz") {
+		t.Errorf("the regenerated docs/openapi.json still has the example's /v1/echo, or lost /readyz")
+	}
 	scratch.Run(t, dir, "go", "build", "./...")
 	scratch.Run(t, dir, "go", "vet", "./...")
 	// One package at a time: this runs beside the rest of the suite.

@@ -28,7 +28,8 @@ const (
 // the auth realm, the OTel service name, the benchmark tables, the
 // Kubernetes manifests, and in cmd/service the configuration reference (the
 // Redis key prefix default), the compose file, the dashboard against
-// /metrics and the README's certificate-and-token walk-through. The module
+// /metrics, the README's certificate-and-token walk-through and the API
+// document (it names the service; the script regenerated it). The module
 // cache is the one this test runs with and GOPROXY is off, so the renamed
 // module needs nothing that is not already downloaded.
 func TestRenameModuleRenamesEverything(t *testing.T) {
@@ -88,7 +89,7 @@ func TestRenameModuleRenamesEverything(t *testing.T) {
 		"./internal/buildinfo", "./internal/devpki", "./modules/security", "./modules/telemetry", "./scripts/benchtable")
 	scratch.Run(t, filepath.Join(dir, "deploy", "kubernetes"), "go", "test", "-count=1", "./...")
 	scratch.Run(t, dir, "go", "test", "-count=1", "-run",
-		"^(TestVersionCommand|TestConfigReference.*|TestCompose.*|TestDashboardQueriesOnlyExportedMetrics|TestServiceWithDevCertificatesAndATokenAsTheREADMEShows|TestDevcertsCommand)$",
+		"^(TestVersionCommand|TestConfigReference.*|TestCompose.*|TestDashboardQueriesOnlyExportedMetrics|TestServiceWithDevCertificatesAndATokenAsTheREADMEShows|TestDevcertsCommand|TestOpenAPICommand.*|TestServedDocumentIsTheCommittedOne)$",
 		"./cmd/service")
 }
 

@@ -56,6 +56,14 @@ func Run(t *testing.T, dir, name string, args ...string) string {
 	return string(out)
 }
 
+// RegenerateOpenAPI rewrites the copy's committed API document, as the
+// README says to after a change of the routes or the modules:
+// go run ./cmd/service openapi > docs/openapi.json.
+func RegenerateOpenAPI(t *testing.T, dir string) {
+	t.Helper()
+	Run(t, dir, "sh", "-c", "go run ./cmd/service openapi > docs/openapi.json")
+}
+
 // RepoRoot is the root of the git work tree holding this package.
 func RepoRoot(t *testing.T) string {
 	t.Helper()

@@ -57,7 +57,27 @@ func NewMiddleware(ctrl *Controller, m *Metrics) route.Middleware {
 			}
 			return stage{ctrl: ctrl, metrics: m, policy: p}.handle
 		},
+		Problems: problems,
+		Headers:  headers,
 	}
+}
+
+// problems are the stage's answers on a route it admits: 400 for an
+// X-Request-Priority it cannot read (from an authenticated caller), 503
+// when the request is shed.
+func problems(p route.Policy) []int {
+	if p.Operational {
+		return nil
+	}
+	return []int{http.StatusBadRequest, http.StatusServiceUnavailable}
+}
+
+// headers are the wait of a shed request.
+func headers(p route.Policy) []route.Header {
+	if p.Operational {
+		return nil
+	}
+	return []route.Header{{Name: "Retry-After", Description: "Seconds to wait before retrying.", Statuses: []int{http.StatusServiceUnavailable}}}
 }
 
 // stage is the admission stage of one route.
