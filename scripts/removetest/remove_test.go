@@ -18,7 +18,8 @@ import (
 // yours" tells a team that does not want the example: delete the folder
 // modules/example, the lines of app/ and cmd/ (not their tests) that name
 // it, and the rows of its settings in docs/CONFIGURATION.md (the reference's
-// test names them otherwise). Then the whole copy builds and vets, and the
+// test names them otherwise), and regenerate configs/service.yaml from what
+// is left, as the README says. Then the whole copy builds and vets, and the
 // tests of every package of app/, cmd/ and modules/ that imported the example
 // (its code or its tests, directly or not) pass: none of them needs the
 // example's routes. The other packages cannot tell the example is gone.
@@ -33,6 +34,11 @@ func TestRemovingTheExampleModuleLeavesEverythingGreen(t *testing.T) {
 	}
 	dir := copyWithout(t, "example")
 	dropRows(t, filepath.Join(dir, "docs", "CONFIGURATION.md"), "SERVICE_EXAMPLE_")
+	// The sample configuration follows: the example's section leaves it.
+	scratch.Run(t, dir, "go", "test", "./cmd/service", "-run", "^TestConfigReferenceSampleFile$", "-count=1", "-update")
+	if strings.Contains(scratch.Read(t, filepath.Join(dir, "configs", "service.yaml")), "\nexample:") {
+		t.Errorf("configs/service.yaml still has the section example after its regeneration")
+	}
 	scratch.Run(t, dir, "go", "build", "./...")
 	scratch.Run(t, dir, "go", "vet", "./...")
 	// One package at a time: this runs beside the rest of the suite.
