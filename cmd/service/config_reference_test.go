@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +12,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/meshkit/meshkit/app"
 	"github.com/meshkit/meshkit/internal/config"
@@ -34,8 +38,23 @@ import (
 //     SERVICE_* names the configuration loader reads itself and exactly the
 //     OTEL_* names the telemetry module's code mentions, none of them a
 //     field's variable.
+//
+// The sample configuration file, configs/service.yaml, is made here from
+// the same sections and the reference's meanings (sampleConfig), and checked
+// to be what they make, and to load to the development defaults:
+//
+//	go test ./cmd/service -run TestConfigReferenceSampleFile -update
+//
+// rewrites it.
 
-const referenceFile = "../../docs/CONFIGURATION.md"
+const (
+	referenceFile = "../../docs/CONFIGURATION.md"
+	sampleFile    = "../../configs/service.yaml"
+	// regenerateSample is the command that rewrites sampleFile, from the root.
+	regenerateSample = "go test ./cmd/service -run TestConfigReferenceSampleFile -update"
+)
+
+var update = flag.Bool("update", false, "rewrite configs/service.yaml from the sections and docs/CONFIGURATION.md")
 
 // row is one row of a table of the reference.
 type row struct {
@@ -406,4 +425,259 @@ func goSource(t *testing.T, dir string) string {
 		b.Write(data)
 	}
 	return b.String()
+}
+
+// TestConfigReferenceSampleFile checks configs/service.yaml: it is what
+// sampleConfig makes of the sections and the reference (-update writes it),
+// it sets every setting, and the configuration loader reads it, in
+// development, to exactly each section's development defaults.
+func TestConfigReferenceSampleFile(t *testing.T) {
+	want := sampleConfig(t)
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(sampleFile), 0o750); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(sampleFile, want, 0o644); err != nil { //nolint:gosec // G306: a file of the repository, read by everyone
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(sampleFile)
+	if err != nil {
+		t.Fatalf("%v: write it with\n\t%s", err, regenerateSample)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s is not what the sections and %s make (%s): regenerate it with\n\t%s", sampleFile, referenceFile, firstDifference(got, want), regenerateSample)
+	}
+
+	// Every setting is in the file, at its YAML key.
+	var doc yaml.Node
+	if err := yaml.Unmarshal(got, &doc); err != nil {
+		t.Fatalf("%s: %v", sampleFile, err)
+	}
+	var keys []string
+	for _, s := range configSettings(t) {
+		keys = append(keys, s.yaml)
+	}
+	if leaves := yamlLeaves(doc.Content[0], ""); !slices.Equal(slices.Sorted(slices.Values(leaves)), slices.Sorted(slices.Values(keys))) {
+		t.Errorf("%s sets %v, the sections have %v", sampleFile, leaves, keys)
+	}
+
+	// A real load, as `service -config configs/service.yaml` does.
+	loaded, err := app.LoadConfig(config.Source{File: sampleFile, Lookup: config.MapLookup(nil)}, modules()...)
+	if err != nil {
+		t.Fatalf("%s does not load: %v", sampleFile, err)
+	}
+	if loaded.Env() != config.Development {
+		t.Errorf("%s loads for %q, want %q", sampleFile, loaded.Env(), config.Development)
+	}
+	for _, s := range loaded.Sections() {
+		got, _ := loaded.Value(s.Key)
+		if want := s.Defaults(config.Development); !reflect.DeepEqual(got, want) {
+			t.Errorf("section %q loaded from %s = %+v, want its development defaults %+v", s.Key, sampleFile, got, want)
+		}
+	}
+}
+
+// sampleConfig makes configs/service.yaml: a header that says what the file
+// is, then env and every section with every setting at its development
+// default, each under a comment with its meaning from the reference, its
+// variable and, where production's default differs, that default. The
+// sections come in the order the reference documents them, a section's
+// settings in the order of its struct's fields.
+func sampleConfig(t *testing.T) []byte {
+	t.Helper()
+	rows, _ := readReference(t)
+	documented := map[string]row{}
+	for _, r := range rows {
+		documented[r.variable] = r
+	}
+	comment := func(indent int, env, production string) string {
+		r, ok := documented[env]
+		if !ok {
+			t.Fatalf("%s has no row in %s: add its meaning there, then regenerate %s with\n\t%s", env, referenceFile, sampleFile, regenerateSample)
+		}
+		lines := wrap(r.remark, 80-indent-2)
+		if strings.Contains(r.defaults, "(") && r.defaults != "(none)" {
+			lines = append(lines, wrap("default: "+r.defaults, 80-indent-2)...)
+		}
+		last := env
+		if production != "" {
+			last += "; production: " + production
+		}
+		return "# " + strings.Join(append(lines, last), "\n# ")
+	}
+
+	root := &yaml.Node{Kind: yaml.MappingNode}
+	envKey := &yaml.Node{Kind: yaml.ScalarNode, Value: "env", HeadComment: comment(0, "SERVICE_ENV", "")}
+	root.Content = append(root.Content, envKey, &yaml.Node{Kind: yaml.ScalarNode, Value: config.Development})
+
+	sections := loadServiceConfig(t).Sections()
+	firstRow := func(s config.Section) int {
+		i := slices.IndexFunc(rows, func(r row) bool { return strings.HasPrefix(r.yaml, s.Key+".") })
+		if i < 0 {
+			return len(rows) // undocumented: its settings fail below
+		}
+		return i
+	}
+	slices.SortStableFunc(sections, func(a, b config.Section) int { return firstRow(a) - firstRow(b) })
+
+	var mapping func(dev, prod reflect.Value, indent int) *yaml.Node
+	mapping = func(dev, prod reflect.Value, indent int) *yaml.Node {
+		m := &yaml.Node{Kind: yaml.MappingNode}
+		for i := range dev.NumField() {
+			f := dev.Type().Field(i)
+			key, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if !f.IsExported() || key == "" || key == "-" {
+				continue // configSettings reports a field without a yaml tag
+			}
+			keyNode := &yaml.Node{Kind: yaml.ScalarNode, Value: key}
+			var value *yaml.Node
+			if f.Type.Kind() == reflect.Struct && f.Tag.Get("env") == "" {
+				value = mapping(dev.Field(i), prod.Field(i), indent+2)
+			} else {
+				value = yamlValue(t, dev.Field(i))
+				production := ""
+				if !reflect.DeepEqual(dev.Field(i).Interface(), prod.Field(i).Interface()) {
+					production = yamlText(t, yamlValue(t, prod.Field(i)))
+				}
+				keyNode.HeadComment = comment(indent, f.Tag.Get("env"), production)
+			}
+			m.Content = append(m.Content, keyNode, value)
+		}
+		return m
+	}
+	for _, s := range sections {
+		dev := reflect.ValueOf(s.Defaults(config.Development)).Elem()
+		prod := reflect.ValueOf(s.Defaults(config.Production)).Elem()
+		key := &yaml.Node{Kind: yaml.ScalarNode, Value: s.Key, HeadComment: "\n"} // a blank line before each section
+		root.Content = append(root.Content, key, mapping(dev, prod, 2))
+	}
+
+	doc := &yaml.Node{Kind: yaml.DocumentNode, HeadComment: sampleHeader, Content: []*yaml.Node{root}}
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(doc); err != nil {
+		t.Fatal(err)
+	}
+	if err := enc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// sampleHeader is the comment at the top of configs/service.yaml.
+const sampleHeader = `# A sample configuration file: every setting of the service at its development
+# default, under its meaning and the environment variable that overrides it
+# (docs/CONFIGURATION.md has them as a table). Run the service with it:
+#   service -config configs/service.yaml
+#   go run ./cmd/service -config configs/service.yaml
+# or with SERVICE_CONFIG_FILE=configs/service.yaml. Environment variables
+# override the file. For a file of your own, copy it, keep the settings you
+# change and delete the others: a setting the file leaves out keeps its
+# default.
+#
+# Production (SERVICE_ENV=production, or env: production below) has other
+# defaults for the settings marked "production: ...", but a setting that the
+# file sets keeps the file's value there too: in a file for production, delete
+# those settings or give them production's values.
+#
+# Generated from the sections of the service's modules and the meanings in
+# docs/CONFIGURATION.md: do not edit it by hand. Regenerate it, from the
+# repository's root, with
+#   ` + regenerateSample
+
+// yamlValue is v as a YAML value the configuration loader reads back to v:
+// durations in Go syntax, lists as flow sequences ([a, b]).
+func yamlValue(t *testing.T, v reflect.Value) *yaml.Node {
+	t.Helper()
+	value := v.Interface()
+	if d, ok := value.(time.Duration); ok {
+		value = shortDuration(d)
+	}
+	var n yaml.Node
+	if err := n.Encode(value); err != nil {
+		t.Fatal(err)
+	}
+	if n.Kind == yaml.SequenceNode {
+		n.Style = yaml.FlowStyle
+	}
+	return &n
+}
+
+// yamlText is a value node as YAML writes it, on one line.
+func yamlText(t *testing.T, n *yaml.Node) string {
+	t.Helper()
+	out, err := yaml.Marshal(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// shortDuration writes d as time.Duration.String does, without its zero
+// minutes and seconds: 2m, not 2m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// wrap breaks text into lines of at most width characters, at spaces (a
+// longer word stands alone).
+func wrap(text string, width int) []string {
+	var lines []string
+	line := ""
+	for _, word := range strings.Fields(text) {
+		switch {
+		case line == "":
+			line = word
+		case len(line)+1+len(word) <= width:
+			line += " " + word
+		default:
+			lines = append(lines, line)
+			line = word
+		}
+	}
+	if line != "" {
+		lines = append(lines, line)
+	}
+	return lines
+}
+
+// yamlLeaves lists the dotted keys of n's scalar and sequence values.
+func yamlLeaves(n *yaml.Node, prefix string) []string {
+	var leaves []string
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key, value := prefix+n.Content[i].Value, n.Content[i+1]
+		if value.Kind == yaml.MappingNode {
+			leaves = append(leaves, yamlLeaves(value, key+".")...)
+			continue
+		}
+		leaves = append(leaves, key)
+	}
+	return leaves
+}
+
+// firstDifference names the first line where got and want differ.
+func firstDifference(got, want []byte) string {
+	g, w := strings.Split(string(got), "\n"), strings.Split(string(want), "\n")
+	for i := range max(len(g), len(w)) {
+		var gl, wl string
+		if i < len(g) {
+			gl = g[i]
+		}
+		if i < len(w) {
+			wl = w[i]
+		}
+		if gl != wl {
+			return fmt.Sprintf("line %d is %q, want %q", i+1, gl, wl)
+		}
+	}
+	return "they differ"
 }

@@ -1,19 +1,13 @@
-// Command service runs the meshkit service.
-//
-//	service [-config FILE]    run the service (configuration: docs/CONFIGURATION.md)
-//	service healthcheck       exit 0 when the admin /readyz says ready, else 1
-//	service version           print the version
-//	service devcerts [-dir DIR] [-trust-domain TD] [-force]
-//	                          write development certificates for mTLS
-//	service devtoken -secret-env VAR [-sub S] [-iss I] [-aud A] [-ttl D]
-//	                          print an HS256 token for local development
-//	service openapi [-config FILE]
-//	                          print the API document (OpenAPI 3.1, docs/openapi.json)
+// Command service runs the meshkit service, and its subcommands: health
+// checks for containers, the version, development certificates and tokens,
+// the API document.
+// `service help` lists them with their flags, from the table subcommands().
 //
 // It is the only place that exits.
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -23,6 +17,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -45,46 +41,102 @@ func modules() []fx.Option {
 	return []fx.Option{}
 }
 
+// subcommand is one of the service's subcommands. `service help` lists
+// each with its summary and the flags its setup function defines.
+type subcommand struct {
+	name    string // "" is the server: the first argument is a flag, or there is none
+	summary string // one line, for service help
+	details string // more, for `service NAME -h`; may be empty
+	// setup defines the subcommand's flags on fs and returns the function
+	// that runs it once they are parsed. service help calls it too, only to
+	// read the flags back.
+	setup func(fs *flag.FlagSet) (run func(stdout, stderr io.Writer) int)
+}
+
+// subcommands is the table of the service's subcommands, in the order
+// service help lists them. A subcommand of your own is one line here.
+func subcommands() []subcommand {
+	return []subcommand{
+		{name: "", summary: "run the service until SIGTERM or SIGINT (settings: docs/CONFIGURATION.md)", setup: serveCommand},
+		{name: "healthcheck", summary: "exit 0 when the admin listener's /readyz says ready, else 1", setup: healthcheckCommand},
+		{name: "version", summary: "print the service's name and version", setup: versionCommand},
+		{name: "devcerts", summary: "write a development CA, server and client certificate for mutual TLS", details: devcertsDetails, setup: devcertsCommand},
+		{name: "devtoken", summary: "print an HS256 bearer token for local development", details: devtokenDetails, setup: devtokenCommand},
+		{name: "openapi", summary: "print the API document, OpenAPI 3.1 (docs/openapi.json is its output)", setup: openapiCommand},
+		{name: "help", summary: "print this help (also -h, -help and --help)", setup: helpCommand},
+	}
+}
+
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// run runs the subcommand that the first argument names, or the server when
+// that argument is a flag or there is none, and returns the exit status: 2
+// for an unknown subcommand or a bad flag, which start nothing.
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 {
-		switch args[0] {
-		case "version":
-			if _, err := fmt.Fprintln(stdout, version()); err != nil {
-				_, _ = fmt.Fprintln(stderr, "version:", err)
-				return 1
-			}
-			return 0
-		case "healthcheck":
-			return healthcheck(args[1:], stderr)
-		case "devcerts":
-			return devcerts(args[1:], stdout, stderr)
-		case "devtoken":
-			return devtoken(args[1:], stdout, stderr)
-		case "openapi":
-			return openapiCommand(args[1:], stdout, stderr)
-		}
+	cmds := subcommands()
+	name, named := "", len(args) > 0 && !strings.HasPrefix(args[0], "-")
+	if named {
+		name, args = args[0], args[1:]
 	}
-	src, ok := parseConfigFlag("service", args, stderr)
-	if !ok {
+	i := slices.IndexFunc(cmds, func(c subcommand) bool { return c.name == name })
+	if i < 0 || named && name == "" { // an empty argument names no subcommand
+		_, _ = fmt.Fprintf(stderr, "service: unknown subcommand %q\n\n", name)
+		printHelp(stderr, cmds)
 		return 2
 	}
-	return serve(src, stderr)
+	cmd := cmds[i]
+
+	flags := flag.NewFlagSet(cmp.Or(cmd.name, "service"), flag.ContinueOnError)
+	flags.SetOutput(stderr) // the flag package's messages: a bad flag, a bad value
+	// Parse calls Usage for -h as for a bad flag; the usage is printed below,
+	// to stdout when asked for and to stderr after an error.
+	flags.Usage = func() {}
+	runCmd := cmd.setup(flags)
+	err := flags.Parse(args)
+	flags.Usage = func() { printUsage(stderr, cmd, flags) } // for the subcommand's own usage errors
+	switch {
+	case errors.Is(err, flag.ErrHelp) && cmd.name == "":
+		return printHelp(stdout, cmds) // service -h, -help, --help
+	case errors.Is(err, flag.ErrHelp):
+		return printUsage(stdout, cmd, flags)
+	case err != nil:
+		flags.Usage()
+		return 2
+	case flags.NArg() > 0:
+		return usageError(flags, "unexpected argument "+flags.Arg(0))
+	}
+	return runCmd(stdout, stderr)
 }
 
-// parseConfigFlag parses the -config flag of command name; false means bad
-// flags (exit 2), already reported.
-func parseConfigFlag(name string, args []string, stderr io.Writer) (config.Source, bool) {
-	flags := flag.NewFlagSet(name, flag.ContinueOnError)
-	flags.SetOutput(stderr)
-	configFile := flags.String("config", "", "YAML configuration file (default: $SERVICE_CONFIG_FILE)")
-	if err := flags.Parse(args); err != nil {
-		return config.Source{}, false
+// configFlag defines -config, which the server and healthcheck read.
+func configFlag(flags *flag.FlagSet) *string {
+	return flags.String("config", "", "read settings from the YAML `FILE` (default $SERVICE_CONFIG_FILE; a sample: configs/service.yaml)")
+}
+
+// serveCommand is the server: `service [-config FILE]`.
+func serveCommand(flags *flag.FlagSet) func(stdout, stderr io.Writer) int {
+	configFile := configFlag(flags)
+	return func(_, stderr io.Writer) int {
+		return serve(config.Source{File: *configFile}, stderr)
 	}
-	return config.Source{File: *configFile}, true
+}
+
+// versionCommand is `service version`: no flags.
+func versionCommand(*flag.FlagSet) func(stdout, stderr io.Writer) int {
+	return func(stdout, stderr io.Writer) int {
+		if _, err := fmt.Fprintln(stdout, version()); err != nil {
+			_, _ = fmt.Fprintln(stderr, "version:", err)
+			return 1
+		}
+		return 0
+	}
+}
+
+// helpCommand is `service help`: no flags.
+func helpCommand(*flag.FlagSet) func(stdout, stderr io.Writer) int {
+	return func(stdout, _ io.Writer) int { return printHelp(stdout, subcommands()) }
 }
 
 // reportStartError prints why the app could not be built: a bad configuration
@@ -147,13 +199,18 @@ func exitOnNextSignal(stderr io.Writer) {
 	}()
 }
 
-// healthcheck asks the admin listener's /readyz, for container health checks
-// in an image without curl.
-func healthcheck(args []string, stderr io.Writer) int {
-	src, ok := parseConfigFlag("healthcheck", args, stderr)
-	if !ok {
-		return 2
+// healthcheckCommand asks the admin listener's /readyz, for container health
+// checks in an image without curl.
+func healthcheckCommand(flags *flag.FlagSet) func(stdout, stderr io.Writer) int {
+	configFile := configFlag(flags)
+	return func(_, stderr io.Writer) int {
+		return checkReady(config.Source{File: *configFile}, stderr)
 	}
+}
+
+// checkReady asks the admin listener of the configuration src for /readyz:
+// 0 when it answers 200, else 1.
+func checkReady(src config.Source, stderr io.Writer) int {
 	// The admin address alone: the HTTP server's section, whatever modules
 	// the service has.
 	cfg, err := config.LoadSection(src, "http", config.AnyEnv(httpserver.DefaultConfig))

@@ -342,6 +342,33 @@ func TestVersionCommand(t *testing.T) {
 	}
 }
 
+// The built binary: `service help` and --help exit 0 with the help on
+// stdout; a typo for a subcommand exits 2 with the help on stderr and
+// nothing else, no log line: with the API's address taken, a server that
+// tried to start would log the failure and exit 1.
+func TestHelpAndUnknownSubcommand(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	t.Cleanup(func() { _ = taken.Close() })
+	env := cleanEnv("SERVICE_HTTP_ADDR="+taken.Addr().String(), "SERVICE_ADMIN_ADDR=127.0.0.1:0")
+
+	help := runService(t, env, "help")
+	if help.exitCode != 0 || help.stderr != "" || !strings.HasPrefix(help.stdout, "Usage: service") {
+		t.Fatalf("service help: exit status %d, stderr %q, stdout %q; want 0, nothing, the help", help.exitCode, help.stderr, help.stdout)
+	}
+	if res := runService(t, env, "--help"); res.exitCode != 0 || res.stdout != help.stdout {
+		t.Errorf("service --help: exit status %d, stdout:\n%s\nwant 0 and what service help prints", res.exitCode, res.stdout)
+	}
+
+	res := runService(t, env, "devcert")
+	want := "service: unknown subcommand \"devcert\"\n\n" + help.stdout
+	if res.exitCode != 2 || res.stdout != "" || res.stderr != want {
+		t.Errorf("service devcert: exit status %d, stdout %q, stderr:\n%s\nwant 2, nothing, and:\n%s", res.exitCode, res.stdout, res.stderr, want)
+	}
+}
+
 func TestHealthcheckCommand(t *testing.T) {
 	t.Run("ready instance", func(t *testing.T) {
 		svc := startService(t, loopbackEnv())

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/meshkit/meshkit/app"
+	"github.com/meshkit/meshkit/internal/config"
 	"github.com/meshkit/meshkit/modules/openapi"
 )
 
@@ -18,11 +20,16 @@ import (
 // is this output, committed; after a change of the routes:
 //
 //	go run ./cmd/service openapi > docs/openapi.json
-func openapiCommand(args []string, stdout, stderr io.Writer) int {
-	src, ok := parseConfigFlag("openapi", args, stderr)
-	if !ok {
-		return 2
+func openapiCommand(flags *flag.FlagSet) func(stdout, stderr io.Writer) int {
+	configFile := configFlag(flags)
+	return func(stdout, stderr io.Writer) int {
+		return printOpenAPI(config.Source{File: *configFile}, stdout, stderr)
 	}
+}
+
+// printOpenAPI writes the document of the app of modules() with the
+// configuration src to stdout: 0, or 1 when the app cannot be built.
+func printOpenAPI(src config.Source, stdout, stderr io.Writer) int {
 	var found struct {
 		fx.In
 

@@ -31,15 +31,15 @@ import (
 	"github.com/meshkit/meshkit/modules/openapi"
 )
 
-// regenerate is the command that rewrites the committed document.
-const regenerate = "go run ./cmd/service openapi > docs/openapi.json"
+// regenerateDocument is the command that rewrites the committed document.
+const regenerateDocument = "go run ./cmd/service openapi > docs/openapi.json"
 
 // committedDocument reads docs/openapi.json.
 func committedDocument(t *testing.T) []byte {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join("..", "..", "docs", "openapi.json"))
 	if err != nil {
-		t.Fatalf("%v: make it with %s", err, regenerate)
+		t.Fatalf("%v: make it with %s", err, regenerateDocument)
 	}
 	return data
 }
@@ -145,7 +145,7 @@ func TestServedDocumentIsTheCommittedOne(t *testing.T) {
 			t.Fatalf("GET %s #%d without a token: %d %q RateLimit-Policy %q; want 200 application/json, no rate limit", openapi.Path, i+1, resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("RateLimit-Policy"))
 		}
 		if !bytes.Equal(body, want) {
-			t.Fatalf("the served document differs from docs/openapi.json: regenerate it with %s", regenerate)
+			t.Fatalf("the served document differs from docs/openapi.json: regenerate it with %s", regenerateDocument)
 		}
 	}
 	// The limit is on: an API route is refused its second request.

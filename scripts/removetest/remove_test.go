@@ -18,8 +18,9 @@ import (
 // yours" tells a team that does not want the example: delete the folder
 // modules/example, the lines of app/ and cmd/ (not their tests) that name
 // it, and the rows of its settings in docs/CONFIGURATION.md (the reference's
-// test names them otherwise), and regenerate docs/openapi.json (its test
-// names the difference otherwise). Then the whole copy builds and vets, and the
+// test names them otherwise), and regenerate configs/service.yaml and
+// docs/openapi.json from what is left (their tests name the difference
+// otherwise), as the README says. Then the whole copy builds and vets, and the
 // tests of every package of app/, cmd/ and modules/ that imported the example
 // (its code or its tests, directly or not) pass: none of them needs the
 // example's routes. The other packages cannot tell the example is gone.
@@ -34,6 +35,11 @@ func TestRemovingTheExampleModuleLeavesEverythingGreen(t *testing.T) {
 	}
 	dir := copyWithout(t, "example")
 	dropRows(t, filepath.Join(dir, "docs", "CONFIGURATION.md"), "SERVICE_EXAMPLE_")
+	// The sample configuration follows: the example's section leaves it.
+	scratch.Run(t, dir, "go", "test", "./cmd/service", "-run", "^TestConfigReferenceSampleFile$", "-count=1", "-update")
+	if strings.Contains(scratch.Read(t, filepath.Join(dir, "configs", "service.yaml")), "\nexample:") {
+		t.Errorf("configs/service.yaml still has the section example after its regeneration")
+	}
 	// The API document loses the example's routes: regenerated, as the
 	// README says, it is again what the service serves.
 	scratch.RegenerateOpenAPI(t, dir)
