@@ -142,7 +142,8 @@ func Marshal(doc *openapi3.T) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
-// checkOperations names every route that has no Operation.
+// checkOperations names every route that has no Operation, or one without
+// its Summary.
 func checkOperations(routes []route.Route) error {
 	var missing []string
 	for _, r := range routes {
@@ -155,7 +156,7 @@ func checkOperations(routes []route.Route) error {
 	}
 	slices.Sort(missing)
 	missing = slices.Compact(missing)
-	return fmt.Errorf("openapi: %s: %w: give each route an Operation with its Summary, request and response types, problems and examples (route.Operation; see the README's \"Add a route\"), so that the API document describes it", strings.Join(missing, ", "), ErrNoOperation)
+	return fmt.Errorf("openapi: %s: %w (its Summary is empty): give each route an Operation with at least its Summary, and its request and response types, problems and examples (route.Operation; see the README's \"Add a route\"), so that the API document describes it", strings.Join(missing, ", "), ErrNoOperation)
 }
 
 // group is the routes of one method and path: one route, or the same
