@@ -332,19 +332,6 @@ func (w *wire) from(origin string) wireExchanges {
 	return out
 }
 
-// count is the number of lines of the service's stderr that contain s.
-func (l *stderrLog) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, line := range l.lines {
-		if strings.Contains(line, s) {
-			n++
-		}
-	}
-	return n
-}
-
 // browser is a headless Chromium of one test, with one tab.
 type browser struct {
 	ctx context.Context // the tab's chromedp context

@@ -21,7 +21,7 @@ func printHelp(w io.Writer, cmds []subcommand) int {
 	b.WriteString("Usage: service [SUBCOMMAND] [flags]\n\n")
 	table := tabwriter.NewWriter(&b, 0, 8, 2, ' ', 0)
 	for _, cmd := range cmds {
-		flags := flagSet(cmd)
+		flags, _ := flagSet(cmd)
 		_, _ = fmt.Fprintf(table, "  %s\t%s\n", commandLine(cmd, flags), cmd.summary)
 		for _, line := range flagLines(flags) {
 			_, _ = fmt.Fprintf(table, "      %s\n", line)
@@ -53,12 +53,12 @@ func printUsage(w io.Writer, cmd subcommand, flags *flag.FlagSet) int {
 	return write(w, b.String())
 }
 
-// flagSet is cmd's flag set, defined by its setup function, for reading the
-// flags back; the function setup returns is not run.
-func flagSet(cmd subcommand) *flag.FlagSet {
+// flagSet is cmd's flag set, defined by its setup function, and the
+// function that runs cmd once the flags are parsed. The help calls it only
+// to read the flags back.
+func flagSet(cmd subcommand) (*flag.FlagSet, func(stdout, stderr io.Writer) int) {
 	flags := flag.NewFlagSet(cmp.Or(cmd.name, "service"), flag.ContinueOnError)
-	cmd.setup(flags)
-	return flags
+	return flags, cmd.setup(flags)
 }
 
 // commandLine is how cmd is typed: "service devcerts [flags]".

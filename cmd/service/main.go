@@ -7,7 +7,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -88,12 +87,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	cmd := cmds[i]
 
-	flags := flag.NewFlagSet(cmp.Or(cmd.name, "service"), flag.ContinueOnError)
+	flags, runCmd := flagSet(cmd)
 	flags.SetOutput(stderr) // the flag package's messages: a bad flag, a bad value
 	// Parse calls Usage for -h as for a bad flag; the usage is printed below,
 	// to stdout when asked for and to stderr after an error.
 	flags.Usage = func() {}
-	runCmd := cmd.setup(flags)
 	err := flags.Parse(args)
 	flags.Usage = func() { printUsage(stderr, cmd, flags) } // for the subcommand's own usage errors
 	switch {
@@ -110,7 +108,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return runCmd(stdout, stderr)
 }
 
-// configFlag defines -config, which the server and healthcheck read.
+// configFlag defines -config, which the server, healthcheck and openapi read.
 func configFlag(flags *flag.FlagSet) *string {
 	return flags.String("config", "", "read settings from the YAML `FILE` (default $SERVICE_CONFIG_FILE; a sample: configs/service.yaml)")
 }

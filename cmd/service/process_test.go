@@ -241,6 +241,19 @@ func (l *stderrLog) listenAddr(listener string) string {
 	return l.addrs[listener]
 }
 
+// count is the number of lines of the service's stderr that contain s.
+func (l *stderrLog) count(s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, line := range l.lines {
+		if strings.Contains(line, s) {
+			n++
+		}
+	}
+	return n
+}
+
 // String is everything written so far.
 func (l *stderrLog) String() string {
 	l.mu.Lock()

@@ -34,7 +34,7 @@ import (
 //   - 400 when the body is empty or not well-formed JSON,
 //   - 422 when a field has the wrong type or fails validation, naming the field.
 func JSON(c *gin.Context, dst any) bool {
-	if !isJSON(c.GetHeader("Content-Type")) {
+	if !IsJSON(c.GetHeader("Content-Type")) {
 		problem.Abort(c, http.StatusUnsupportedMediaType, "Content-Type must be application/json")
 		return false
 	}
@@ -45,7 +45,9 @@ func JSON(c *gin.Context, dst any) bool {
 	return true
 }
 
-func isJSON(contentType string) bool {
+// IsJSON reports whether a Content-Type is JSON, the media type
+// application/json or one ending in +json: what [JSON] accepts.
+func IsJSON(contentType string) bool {
 	mediaType, _, err := mime.ParseMediaType(contentType)
 	if err != nil {
 		return false

@@ -21,7 +21,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"mime"
 	"net/http"
 	"reflect"
 	"regexp"
@@ -32,6 +31,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3gen"
 
+	"github.com/meshkit/meshkit/internal/bind"
 	"github.com/meshkit/meshkit/internal/problem"
 	"github.com/meshkit/meshkit/internal/route"
 )
@@ -197,11 +197,14 @@ func Path(ginPath string) string {
 	return ginParam.ReplaceAllString(ginPath, "{$1}")
 }
 
+// pathWord is a word of a path, for operation IDs.
+var pathWord = regexp.MustCompile(`[A-Za-z0-9]+`)
+
 // operationID is the method and the path's words: GET /v1/items/:id is
 // getV1ItemsId.
 func operationID(method, ginPath string) string {
 	id := strings.ToLower(method)
-	for _, word := range regexp.MustCompile(`[A-Za-z0-9]+`).FindAllString(ginPath, -1) {
+	for _, word := range pathWord.FindAllString(ginPath, -1) {
 		id += strings.ToUpper(word[:1]) + word[1:]
 	}
 	return id
@@ -383,7 +386,7 @@ func (b *builder) requestBody(routes []route.Route) (*openapi3.RequestBody, erro
 			if ex.Invalid || ex.Body == "" {
 				continue
 			}
-			if ct := ex.ContentType; ct != "" && !isJSON(ct) {
+			if ct := ex.ContentType; ct != "" && !bind.IsJSON(ct) {
 				return nil, fmt.Errorf("example %q: a valid example's body is JSON, not %s (mark it Invalid if the server refuses it)", ex.Name, ct)
 			}
 			var value any
@@ -400,12 +403,6 @@ func (b *builder) requestBody(routes []route.Route) (*openapi3.RequestBody, erro
 		}
 	}
 	return &openapi3.RequestBody{Required: true, Content: openapi3.Content{"application/json": media}}, nil
-}
-
-// isJSON reports whether a media type is JSON: application/json or +json.
-func isJSON(contentType string) bool {
-	mediaType, _, err := mime.ParseMediaType(contentType)
-	return err == nil && (mediaType == "application/json" || strings.HasSuffix(mediaType, "+json"))
 }
 
 // response is the answer of one status: the success body, or a problem.

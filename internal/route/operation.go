@@ -82,6 +82,13 @@ type Example struct {
 	Invalid bool
 }
 
+// RetryAfterHeader is the Retry-After a stage sets on the answers of
+// statuses (a 429, a 503), for the API document: one description for every
+// stage that sets it.
+func RetryAfterHeader(statuses ...int) Header {
+	return Header{Name: "Retry-After", Description: "Seconds to wait before retrying.", Statuses: statuses}
+}
+
 // Header is a response header a stage may set, for the API document.
 type Header struct {
 	// Name is the header's name, e.g. "Retry-After".

@@ -74,7 +74,7 @@ func headers(p route.Policy) []route.Header {
 	return []route.Header{
 		{Name: "RateLimit-Policy", Description: `The limit that applies, e.g. "default";q=20;w=12.`},
 		{Name: "RateLimit", Description: `What is left of it, e.g. "default";r=19;t=1.`},
-		{Name: "Retry-After", Description: "Seconds to wait before retrying.", Statuses: []int{http.StatusTooManyRequests, http.StatusServiceUnavailable}},
+		route.RetryAfterHeader(http.StatusTooManyRequests, http.StatusServiceUnavailable),
 	}
 }
 

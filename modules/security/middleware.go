@@ -91,7 +91,7 @@ func (s Stage) headers(p route.Policy) []route.Header {
 	}
 	return []route.Header{
 		{Name: "WWW-Authenticate", Description: `The Bearer challenge (RFC 6750), e.g. Bearer realm="` + realm + `", error="invalid_token".`, Statuses: []int{http.StatusUnauthorized}},
-		{Name: "Retry-After", Description: "Seconds to wait before retrying.", Statuses: []int{http.StatusTooManyRequests}},
+		route.RetryAfterHeader(http.StatusTooManyRequests),
 	}
 }
 

@@ -77,7 +77,7 @@ func headers(p route.Policy) []route.Header {
 	if p.Operational {
 		return nil
 	}
-	return []route.Header{{Name: "Retry-After", Description: "Seconds to wait before retrying.", Statuses: []int{http.StatusServiceUnavailable}}}
+	return []route.Header{route.RetryAfterHeader(http.StatusServiceUnavailable)}
 }
 
 // stage is the admission stage of one route.
