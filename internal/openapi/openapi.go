@@ -472,24 +472,14 @@ func (b *builder) queryParameters(q any) ([]*openapi3.Parameter, error) {
 		return nil, fmt.Errorf("%s is not a struct", t)
 	}
 	var params []*openapi3.Parameter
-	for _, f := range reflect.VisibleFields(t) {
-		if !f.IsExported() || f.Anonymous {
-			continue
-		}
-		name, _, _ := strings.Cut(f.Tag.Get("form"), ",")
-		if name == "-" {
-			continue
-		}
-		if name == "" {
-			name = f.Name // as gin's form binding does
-		}
+	for _, f := range fields(t, "form") {
 		schema, err := b.schema(reflect.Zero(f.Type).Interface(), requestMode)
 		if err != nil {
 			return nil, fmt.Errorf("field %s: %w", f.Name, err)
 		}
 		rules := parseBinding(f.Tag.Get("binding"))
 		applyRules(schema.Value, derefKind(f.Type), rules)
-		params = append(params, openapi3.NewQueryParameter(name).WithRequired(rules.required).WithSchema(schema.Value))
+		params = append(params, openapi3.NewQueryParameter(f.name).WithRequired(rules.required).WithSchema(schema.Value))
 	}
 	return params, nil
 }
@@ -584,7 +574,7 @@ func customizer(m mode) openapi3gen.SchemaCustomizerFn {
 		if m == requestMode {
 			// Each field's rules, here where the field's own type is known:
 			// openapi3gen hands a slice's elements the field's tag too.
-			for _, f := range fields(t) {
+			for _, f := range fields(t, "json") {
 				// (openapi3gen names a property by its Go type until the end; a
 				// "#/" reference is a recursive type's component, left alone.)
 				if prop := schema.Properties[f.name]; prop != nil && prop.Value != nil && !strings.HasPrefix(prop.Ref, "#/") {
@@ -596,21 +586,22 @@ func customizer(m mode) openapi3gen.SchemaCustomizerFn {
 	}
 }
 
-// field is a struct field with its JSON name.
+// field is a struct field with its name in JSON or in a form.
 type field struct {
 	reflect.StructField
 	name string
 }
 
-// fields are the exported fields of struct t that JSON encodes, those of
-// embedded structs included, as encoding/json names them.
-func fields(t reflect.Type) []field {
+// fields are the exported fields of struct t that JSON (tagKey "json") or
+// gin's form binding ("form") reads, those of embedded structs included,
+// named as they name them: the tag's name, else the field's.
+func fields(t reflect.Type, tagKey string) []field {
 	var out []field
 	for _, f := range reflect.VisibleFields(t) {
 		if !f.IsExported() || f.Anonymous {
 			continue
 		}
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		name, _, _ := strings.Cut(f.Tag.Get(tagKey), ",")
 		if name == "-" {
 			continue
 		}
@@ -635,7 +626,7 @@ func omitsEmpty(tag reflect.StructTag) bool {
 // omitempty.
 func requiredFields(t reflect.Type, schema *openapi3.Schema, m mode) []string {
 	var required []string
-	for _, f := range fields(t) {
+	for _, f := range fields(t, "json") {
 		if schema.Properties[f.name] == nil || slices.Contains(required, f.name) {
 			continue
 		}
